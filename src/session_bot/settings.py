@@ -1,0 +1,120 @@
+"""Settings from the environment and ``.env`` (prefix ``SESSION_BOT_``).
+
+Built once in ``cli.py``/``daemon.py`` and passed down; nothing reads the environment elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from session_bot.errors import ConfigError
+
+ENV_PREFIX = "SESSION_BOT_"
+_WEAK_SECRETS = {"changeme", "change-me", "secret", "changethis", "please-change-me"}
+
+
+class Settings(BaseSettings):
+    """Every knob of session-bot; see ``.env.example`` for the documented list."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    plan: Path = Path("plan.yaml")
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    outbox: Path | None = None
+    templates_dir: Path | None = None
+
+    # Mail
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_timeout: float = Field(30.0, gt=0)
+    smtp_connections: int = Field(2, ge=1, le=32)
+    rate_per_second: int | None = Field(None, ge=1)
+    rate_per_minute: int | None = Field(None, ge=1)
+    rate_per_hour: int | None = Field(None, ge=1)
+    mail_from: str | None = None
+    bounce_address: str | None = None
+    alert_email: str | None = None
+    dkim_key_file: Path | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+
+    # Zoom
+    zoom_account_id: str | None = None
+    zoom_client_id: str | None = None
+    zoom_client_secret: SecretStr | None = None
+    zoom_user: str | None = None
+    zoom_api_url: str = "https://api.zoom.us/v2"
+    zoom_oauth_url: str = "https://zoom.us"
+    zoom_dial_in_countries: list[str] = Field(default_factory=lambda: ["DE"])
+    zoom_webhook_secret: SecretStr | None = None
+    zoom_timeout: float = Field(20.0, gt=0)
+
+    # Web
+    public_url: str = "http://127.0.0.1:8080"
+    secret_key: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+    # Operations
+    log_format: Literal["text", "json"] = "text"
+    lock_timeout: float = Field(60.0, ge=0)
+
+    @field_validator("secret_key", "admin_token")
+    @classmethod
+    def _refuse_weak(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and (v.get_secret_value().lower() in _WEAK_SECRETS):
+            raise ValueError("is a well-known placeholder; generate one with `openssl rand -hex 32`")
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("is shorter than 16 characters; generate one with `openssl rand -hex 32`")
+        return v
+
+    @field_validator("zoom_dial_in_countries", mode="before")
+    @classmethod
+    def _split_countries(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v.strip().startswith("["):
+            return [c.strip().upper() for c in v.split(",") if c.strip()]
+        return v
+
+    # Derived values -------------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'session-bot.db'}"
+
+    @property
+    def resolved_outbox(self) -> Path:
+        return self.outbox or self.var_dir / "outbox"
+
+    @property
+    def zoom_configured(self) -> bool:
+        return bool(self.zoom_account_id and self.zoom_client_id and self.zoom_client_secret)
+
+    @property
+    def smtp_configured(self) -> bool:
+        return bool(self.smtp_host)
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Build settings, turning validation failures into a ``ConfigError`` that names the variable."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ENV_PREFIX + "_".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"{name}: {err['msg']}")
+        raise ConfigError(
+            "Invalid settings (environment or .env): "
+            + "; ".join(lines)
+            + ". Fix the value; .env.example documents every setting."
+        ) from None
