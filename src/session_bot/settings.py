@@ -6,10 +6,11 @@ Built once in ``cli.py``/``daemon.py`` and passed down; nothing reads the enviro
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from session_bot.errors import ConfigError
 
@@ -21,7 +22,11 @@ class Settings(BaseSettings):
     """Every knob of session-bot; see ``.env.example`` for the documented list."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,
     )
 
     plan: Path = Path("plan.yaml")
@@ -55,7 +60,7 @@ class Settings(BaseSettings):
     zoom_user: str | None = None
     zoom_api_url: str = "https://api.zoom.us/v2"
     zoom_oauth_url: str = "https://zoom.us"
-    zoom_dial_in_countries: list[str] = Field(default_factory=lambda: ["DE"])
+    zoom_dial_in_countries: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["DE"])
     zoom_webhook_secret: SecretStr | None = None
     zoom_timeout: float = Field(20.0, gt=0)
 
@@ -108,6 +113,8 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
     """Build settings, turning validation failures into a ``ConfigError`` that names the variable."""
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except SettingsError as exc:
+        raise ConfigError(f"Invalid settings (environment or .env): {exc}.") from None
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

@@ -1,0 +1,194 @@
+"""The `session-bot` command line. Heavy imports stay inside the commands: `--help` is fast."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from session_bot.errors import SessionBotError
+
+if TYPE_CHECKING:
+    from session_bot.plan import Plan
+    from session_bot.settings import Settings
+
+app = typer.Typer(
+    help="Runs a recurring online expert-exchange series on Zoom: meetings, invitations, reminders.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEMO_PLAN = Path("examples/willkommen.yaml")
+DEMO_SUBSCRIBERS = Path("examples/subscribers.csv")
+# The invitation moment of the 26 February 2025 session: 14 days before, 09:00 Berlin time.
+DEMO_NOW = "2025-02-12T09:00:00+01:00"
+SEED_MEETING = {"id": 66547677759, "password": "717531", "dial_in": "+496950500952"}
+SEED_JOIN_HOST = "bertelsmann-stiftung-de.zoom.us"
+
+EnvFile = Annotated[Path, typer.Option("--env-file", help="Settings file (python-dotenv format).")]
+PlanOpt = Annotated[Optional[Path], typer.Option("--plan", help="Plan file (default: SESSION_BOT_PLAN).")]  # noqa: UP045
+
+
+def _settings(env_file: Path, **overrides: Any) -> Settings:
+    from session_bot.logs import setup_logging
+    from session_bot.settings import load_settings
+
+    settings = load_settings(env_file if env_file.exists() else None, **overrides)
+    setup_logging(settings.log_format)
+    return settings
+
+
+def _plan(settings: Settings, path: Path | None) -> Plan:
+    from session_bot.plan import load_plan
+
+    return load_plan(path or settings.plan)
+
+
+def _parse_now(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO date-time like {DEMO_NOW}") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter("give a UTC offset, e.g. 2025-02-12T09:00:00+01:00")
+    return moment
+
+
+def _clock(now: dt.datetime | None) -> Callable[[], dt.datetime]:
+    from session_bot.clock import ShiftedClock, system_clock
+
+    return ShiftedClock(now) if now is not None else system_clock
+
+
+def _fail(err: SessionBotError) -> None:
+    typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(err.exit_code)
+
+
+@app.command()
+def demo(
+    now: Annotated[str, typer.Option(help="Run as of this moment (ISO 8601 with offset).")] = DEMO_NOW,
+    plan: Annotated[Path, typer.Option(help="Plan file.")] = DEMO_PLAN,
+    subscribers: Annotated[Path, typer.Option(help="Example subscribers (CSV).")] = DEMO_SUBSCRIBERS,
+    env_file: EnvFile = Path(".env.demo"),
+) -> None:
+    """Run the whole job once on embedded defaults: Zoom sandbox, SQLite in ./var, Maildir outbox."""
+    from session_bot.demo import run_demo
+
+    try:
+        settings = _settings(env_file)
+        run_demo(settings, plan, subscribers, _parse_now(now) or dt.datetime.fromisoformat(DEMO_NOW))
+    except SessionBotError as err:
+        _fail(err)
+
+
+@app.command()
+def run(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List due actions; change nothing.")] = False,
+    now: Annotated[Optional[str], typer.Option(help="Pretend it is this moment (testing).")] = None,  # noqa: UP045
+    plan: PlanOpt = None,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Do now whatever is due (the same reconcile the daemon runs)."""
+    from session_bot import wiring
+
+    try:
+        settings = _settings(env_file)
+        the_plan = _plan(settings, plan)
+        clock = _clock(_parse_now(now))
+        store = wiring.open_store(settings)
+        zoom = wiring.make_zoom(settings, store, clock)
+        runner = wiring.build_runner(settings, the_plan, store, zoom, clock)
+        if dry_run:
+            report = runner.run("manual", dry_run=True)
+            for line in report.planned or ["nothing is due"]:
+                typer.echo(line)
+            return
+        with wiring.run_lock(settings).acquire(timeout=settings.lock_timeout):
+            report = runner.run("manual")
+        typer.echo(report.summary())
+        if report.delivery.permanent:
+            raise typer.Exit(1)
+    except SessionBotError as err:
+        _fail(err)
+
+
+@app.command()
+def preview(
+    date: Annotated[str, typer.Argument(help="Session date, YYYY-MM-DD.")],
+    format: Annotated[str, typer.Option("--format", help="text | html | ics | eml")] = "text",
+    kind: Annotated[str, typer.Option(help="invitation | reminder | update | cancellation")] = "invitation",
+    plan: PlanOpt = None,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Show a session's mail as recipients will see it (sample join details if no meeting yet)."""
+    from session_bot.preview import render_preview
+
+    try:
+        settings = _settings(env_file)
+        out = render_preview(settings, _plan(settings, plan), date, format, kind)
+        sys.stdout.buffer.write(out)
+    except SessionBotError as err:
+        _fail(err)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    now: Annotated[Optional[str], typer.Option(help="Pretend it is this moment.")] = None,  # noqa: UP045
+    plan: PlanOpt = None,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Upcoming sessions, next actions, last run, deliveries."""
+    from session_bot.status import collect_status, format_status
+
+    try:
+        settings = _settings(env_file)
+        moment = _parse_now(now) or _clock(None)()
+        data = collect_status(settings, _plan(settings, plan), moment)
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else format_status(data))
+    except SessionBotError as err:
+        _fail(err)
+
+
+@app.command()
+def check(plan: PlanOpt = None, env_file: EnvFile = Path(".env")) -> None:
+    """Validate settings, plan and templates; test Zoom and SMTP credentials when set."""
+    from session_bot.checks import run_checks
+
+    try:
+        settings = _settings(env_file)
+        ok = run_checks(settings, plan, echo=typer.echo)
+    except SessionBotError as err:
+        _fail(err)
+    if not ok:
+        raise typer.Exit(2)
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 9999,
+    join_host: Annotated[str, typer.Option(help="Host of the join URLs handed out.")] = "zoom.us",
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Serve the bundled Zoom sandbox (OAuth at /oauth/token, API under /v2)."""
+    from session_bot.zoom_sandbox import run_sandbox
+
+    settings = _settings(env_file)
+    run_sandbox(port=port, state_file=settings.var_dir / "zoom-sandbox.json", join_host=join_host)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

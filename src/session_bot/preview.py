@@ -1,0 +1,53 @@
+"""`session-bot preview`: one session's mail as recipients will see it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from session_bot import wiring
+from session_bot.clock import system_clock
+from session_bot.errors import PlanError
+from session_bot.invitations import Recipient
+from session_bot.plan import Plan, find_occurrence
+from session_bot.settings import Settings
+from session_bot.zoom import Meeting
+
+FORMATS = ("text", "html", "ics", "eml")
+
+
+def render_preview(settings: Settings, plan: Plan, date: str, fmt: str, kind: str) -> bytes:
+    if fmt not in FORMATS:
+        raise PlanError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}", field="--format")
+    try:
+        day = dt.date.fromisoformat(date)
+    except ValueError:
+        raise PlanError(f"{date!r} is not a date like 2025-02-26", field="DATE") from None
+    occ = find_occurrence(plan, day)
+    store = wiring.open_store(settings)
+    row = store.get_session(occ.key)
+    meeting = Meeting.from_json(row.meeting_json) if row and row.meeting_json else None
+    now = system_clock()
+    rendered = wiring.renderer_factory(settings)(occ.series).render(
+        kind,
+        occ,
+        meeting,
+        sequence=row.sequence if row else 0,
+        now=now,
+        reason=occ.content.reason if occ.content else None,
+        sample_meeting=meeting is None,
+    )
+    if fmt == "text":
+        return rendered.text.encode()
+    if fmt == "html":
+        return rendered.html.encode()
+    if fmt == "ics":
+        return rendered.ics or b""
+    url, mailto = wiring.unsubscribe_links(settings, wiring.secret_key(settings), 0, occ.series.organiser.email)
+    sample = Recipient(
+        email="vorschau@example.org",
+        name="Vorschau",
+        language=occ.series.language,
+        unsubscribe_url=url,
+        unsubscribe_mailto=mailto,
+    )
+    return rendered.personalise(sample, message_id="<preview@session-bot.invalid>", date=now)

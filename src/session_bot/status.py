@@ -1,0 +1,98 @@
+"""`session-bot status`: what is planned, what happened, what needs the organiser."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from session_bot import wiring
+from session_bot.plan import Plan
+from session_bot.runner import state_from_store
+from session_bot.settings import Settings
+from session_bot.timeline import SessionState, due_actions, next_due, upcoming
+
+
+def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str, Any]:
+    store = wiring.open_store(settings)
+    state = state_from_store(store)
+    sessions = []
+    for occ in upcoming(now, plan, 120):
+        st = state.get(occ.key, SessionState())
+        row = store.get_session(occ.key)
+        mailings = store.mailings_of_session(row.id) if row else []
+        entry: dict[str, Any] = {
+            "key": occ.key,
+            "start": occ.start.isoformat(),
+            "topic": occ.content.topic_one_line if occ.content else None,
+            "skipped": occ.skip_reason,
+            "cancelled": occ.cancelled,
+            "meeting_id": st.meeting_id,
+            "invitation_at": occ.invitation_at.isoformat(),
+            "reminder_at": occ.reminder_at.isoformat() if occ.reminder_at else None,
+            "mailings": [
+                {
+                    "kind": m.kind,
+                    "sequence": m.sequence,
+                    "frozen_at": m.created_at.isoformat(),
+                    "finished": m.finished_at is not None,
+                    "deliveries": store.delivery_counts(m.id),
+                }
+                for m in mailings
+            ],
+        }
+        if not occ.skip_reason and not occ.has_topic and not occ.cancelled:
+            entry["held"] = now >= occ.invitation_at
+        sessions.append(entry)
+    nd = next_due(now, plan, state)
+    last = store.last_run()
+    return {
+        "now": now.isoformat(),
+        "sessions": sessions,
+        "due_now": [a.describe() for a in due_actions(now, plan, state)],
+        "next_due": nd.isoformat() if nd else None,
+        "last_run": {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in last.items()}
+        if last
+        else None,
+        "deliveries": store.delivery_counts(),
+        "subscribers": {
+            s: store.count_subscribers(s) for s in ("pending", "confirmed", "unsubscribed", "bounced")
+        },
+        "zoom_calls_today": store.zoom_calls_on(now.astimezone(dt.UTC).date()),
+    }
+
+
+def format_status(data: dict[str, Any]) -> str:
+    lines = [f"As of {data['now']}"]
+    lines.append("")
+    lines.append("Upcoming sessions:")
+    for s in data["sessions"]:
+        if s["skipped"]:
+            state = f"skipped ({s['skipped']})"
+        elif s["cancelled"]:
+            state = "cancelled"
+        else:
+            kinds = ", ".join(
+                f"{m['kind']} {m['deliveries'].get('sent', 0)} sent" for m in s["mailings"]
+            ) or "nothing sent yet"
+            meeting = f"meeting {s['meeting_id']}" if s["meeting_id"] else "no meeting yet"
+            state = f"{meeting}; {kinds}"
+            if s.get("held"):
+                state += "; HELD: no topic in the plan"
+        lines.append(f"  {s['start'][:16]}  {s['topic'] or '(no topic yet)'}")
+        lines.append(f"      {state}")
+    lines.append("")
+    lines.append("Due now: " + ("; ".join(data["due_now"]) if data["due_now"] else "nothing"))
+    lines.append(f"Next due: {data['next_due'] or 'nothing planned'}")
+    run = data["last_run"]
+    lines.append(
+        f"Last run: {run['started_at']} ({run['trigger']}): {run['outcome']} — {run['summary']}"
+        if run
+        else "Last run: never"
+    )
+    d = data["deliveries"]
+    lines.append("Deliveries: " + (", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "none"))
+    subs = data["subscribers"]
+    lines.append("Subscribers: " + ", ".join(f"{k} {v}" for k, v in subs.items()))
+    calls = data["zoom_calls_today"]
+    lines.append(f"Zoom create/update calls today (UTC): {sum(calls.values())} of 100")
+    return "\n".join(lines)

@@ -1,0 +1,199 @@
+"""Builds the runner's parts from settings: the one place that knows every concrete class."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from session_bot.errors import ConfigError
+from session_bot.invitations import MailConfig, Recipient, Renderer
+from session_bot.lock import FileLock
+from session_bot.mailer import MaildirTransport, SmtpTransport, Transport
+from session_bot.plan import Plan, Series
+from session_bot.runner import Runner
+from session_bot.settings import Settings
+from session_bot.store import DeliveryRow, MailingRow, Store, StoreTokenCache
+from session_bot.tokens import make_token
+from session_bot.zoom import ZoomClient
+
+Clock = Callable[[], dt.datetime]
+
+GO_LIVE_ZOOM = (
+    "No Zoom credentials are set. To go live, create a Server-to-Server OAuth app in the Zoom App "
+    "Marketplace (scopes meeting:write:meeting:admin, meeting:read:meeting:admin, "
+    "user:read:user:admin) and set SESSION_BOT_ZOOM_ACCOUNT_ID, SESSION_BOT_ZOOM_CLIENT_ID, "
+    "SESSION_BOT_ZOOM_CLIENT_SECRET and SESSION_BOT_ZOOM_USER (the host's e-mail) in .env. "
+    "To try it without Zoom, use `session-bot demo` or `session-bot serve --sandbox`."
+)
+
+
+def open_store(settings: Settings) -> Store:
+    store = Store(settings.resolved_database_url)
+    store.create_schema()
+    return store
+
+
+def run_lock(settings: Settings) -> FileLock:
+    return FileLock(settings.var_dir / "run.lock", "run")
+
+
+def secret_key(settings: Settings) -> str:
+    """SESSION_BOT_SECRET_KEY, or one generated once and kept in var/ (0600)."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    path = settings.var_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def make_zoom(
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+    *,
+    api_url: str | None = None,
+    oauth_url: str | None = None,
+    sandbox_credentials: bool = False,
+) -> ZoomClient:
+    """A Zoom client for the real API, or (``sandbox_credentials``) for the bundled sandbox."""
+    if sandbox_credentials:
+        account, client, secret, user = "sandbox-account", "sandbox-client", "sandbox-secret", (
+            settings.zoom_user or "organiser@example.org"
+        )
+    else:
+        if not settings.zoom_configured:
+            raise ConfigError(GO_LIVE_ZOOM)
+        if not settings.zoom_user:
+            raise ConfigError(
+                "SESSION_BOT_ZOOM_USER is not set: give the e-mail or user ID of the Zoom user who "
+                "hosts the meetings (Server-to-Server apps must not use `me`)."
+            )
+        assert settings.zoom_client_secret is not None
+        account, client, user = (
+            settings.zoom_account_id or "",
+            settings.zoom_client_id or "",
+            settings.zoom_user,
+        )
+        secret = settings.zoom_client_secret.get_secret_value()
+    return ZoomClient(
+        api_url=api_url or settings.zoom_api_url,
+        oauth_url=oauth_url or settings.zoom_oauth_url,
+        account_id=account,
+        client_id=client,
+        client_secret=secret,
+        user=user,
+        clock=clock,
+        dial_in_countries=settings.zoom_dial_in_countries,
+        timeout=settings.zoom_timeout,
+        token_cache=StoreTokenCache(store, clock),
+        call_counter=lambda kind: store.count_zoom_call(kind, clock()),
+    )
+
+
+def make_transport(settings: Settings) -> Transport:
+    if settings.smtp_configured:
+        assert settings.smtp_host is not None
+        return SmtpTransport(
+            settings.smtp_host,
+            settings.smtp_port,
+            tls=settings.smtp_tls,
+            user=settings.smtp_user,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            timeout=settings.smtp_timeout,
+        )
+    return MaildirTransport(settings.resolved_outbox)
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].strip(">").lower() or "localhost"
+
+
+def mail_config(settings: Settings, series: Series) -> MailConfig:
+    from_email = settings.mail_from or series.organiser.email
+    host = urlsplit(settings.public_url).hostname or "localhost"
+    return MailConfig(
+        public_url=settings.public_url.rstrip("/"),
+        list_id=f"{series.id}.{_domain(from_email)}",
+        from_name=series.organiser.name,
+        from_email=from_email,
+        reply_to=series.reply_to or series.organiser.email,
+        message_id_domain=_domain(from_email) if host in ("127.0.0.1", "localhost") else host,
+        templates_dir=settings.templates_dir,
+    )
+
+
+def renderer_factory(settings: Settings) -> Callable[[Series], Renderer]:
+    cache: dict[str, Renderer] = {}
+
+    def get(series: Series) -> Renderer:
+        if series.id not in cache:
+            cache[series.id] = Renderer(mail_config(settings, series))
+        return cache[series.id]
+
+    return get
+
+
+def unsubscribe_links(settings: Settings, key: str, subscriber_id: int, mailbox: str) -> tuple[str, str]:
+    token = make_token(key, "unsubscribe", str(subscriber_id))
+    url = f"{settings.public_url.rstrip('/')}/unsubscribe/{token}"
+    mailto = f"mailto:{mailbox}?subject={quote('unsubscribe ' + token)}"
+    return url, mailto
+
+
+def recipient_factory(settings: Settings, plan: Plan) -> Callable[[DeliveryRow, MailingRow], Recipient]:
+    key = secret_key(settings)
+
+    def make(row: DeliveryRow, mailing: MailingRow) -> Recipient:
+        series = plan.get_series(mailing.session_key.partition("/")[0])
+        url, mailto = unsubscribe_links(
+            settings, key, row.subscriber_id, settings.mail_from or series.organiser.email
+        )
+        return Recipient(
+            email=row.email,
+            name=row.name,
+            language=row.language or series.language,
+            unsubscribe_url=url,
+            unsubscribe_mailto=mailto,
+        )
+
+    return make
+
+
+def envelope_sender(settings: Settings, plan: Plan) -> str:
+    return settings.bounce_address or settings.mail_from or plan.series[0].organiser.email
+
+
+def build_runner(
+    settings: Settings,
+    plan: Plan,
+    store: Store,
+    zoom: ZoomClient,
+    clock: Clock,
+    transport: Transport | None = None,
+) -> Runner:
+    return Runner(
+        plan=plan,
+        store=store,
+        zoom=zoom,
+        renderer_for=renderer_factory(settings),
+        transport=transport or make_transport(settings),
+        clock=clock,
+        sender=envelope_sender(settings, plan),
+        recipient_for=recipient_factory(settings, plan),
+        message_id_domain=_domain(envelope_sender(settings, plan)),
+    )
+
+
+def var_path(settings: Settings, name: str) -> Path:
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    return settings.var_dir / name
