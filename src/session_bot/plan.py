@@ -371,6 +371,16 @@ def _field_name(loc: tuple[Any, ...], data: Any) -> str:
     return "".join(parts)
 
 
+def _loc_part(part: Any) -> Any:
+    """pydantic spells date keys as ``datetime.date(2025, 2, 26)``; we spell them as in the file."""
+    if isinstance(part, dt.date):
+        return part.isoformat()
+    if isinstance(part, str) and part.startswith("datetime.date("):
+        y, m, d = (int(x) for x in part[len("datetime.date(") : -1].split(","))
+        return dt.date(y, m, d).isoformat()
+    return part
+
+
 def parse_plan(text: str, source: str = "<plan>") -> Plan:
     """Validate a plan's YAML text; every error names the file, line and field."""
     try:
@@ -391,10 +401,10 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
     try:
         return Plan.model_validate({**data, "source": source})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        # pydantic reports dict keys of `sessions` as e.g. ('sessions', '2025-02-26', '[key]')
-        loc = tuple(p for p in loc if p != "[key]")
+        # A typo'd key also makes its intended field "missing": report the typo first.
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        err = errors[0]
+        loc = tuple(_loc_part(p) for p in err["loc"] if p != "[key]")
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field (typo?); remove it or check the spelling against examples/willkommen.yaml"
