@@ -86,14 +86,27 @@ def test_session_override_of_start_and_duration_and_extra_session() -> None:
 @pytest.mark.parametrize(
     ("mutation", "line", "field", "words"),
     [
-        (lambda t: t.replace('start: "12:30"', 'start: "25:30"'), 6, "series[test].start", "pattern"),
+        (
+            lambda t: t.replace('start: "12:30"', 'start: "25:30"'),
+            6,
+            "series[test].start",
+            "pattern",
+        ),
         (lambda t: t.replace("title:", "titel:"), 3, "series[test].titel", "unknown field"),
         (lambda t: t.replace("BYDAY=-1WE", "BYDAY=XX"), 4, "series[test].rrule", "RRULE"),
         (lambda t: t + "    timezone: Europe/Berlinn\n", 8, "series[test].timezone", "time zone"),
-        (lambda t: t + "    sessions:\n      2025-02-26:\n        cancelled: true\n", 9,
-         "series[test].sessions.2025-02-26", "reason"),
-        (lambda t: t.replace("email: org@example.org", "email: nope"), 7,
-         "series[test].organiser.email", "pattern"),
+        (
+            lambda t: t + "    sessions:\n      2025-02-26:\n        cancelled: true\n",
+            9,
+            "series[test].sessions.2025-02-26",
+            "reason",
+        ),
+        (
+            lambda t: t.replace("email: org@example.org", "email: nope"),
+            7,
+            "series[test].organiser.email",
+            "pattern",
+        ),
     ],
 )
 def test_invalid_plans_name_file_line_and_field(mutation, line, field, words) -> None:  # type: ignore[no-untyped-def]

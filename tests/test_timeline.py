@@ -39,7 +39,8 @@ def test_invited_session_waits_for_its_reminder() -> None:
     assert kinds(at(2025, 2, 25, 9), invited) == [("reminder", KEY)]
     reminded = {
         KEY: SessionState(
-            meeting_id=1, mailings={"invitation": at(2025, 2, 12, 9), "reminder": at(2025, 2, 25, 9)}
+            meeting_id=1,
+            mailings={"invitation": at(2025, 2, 12, 9), "reminder": at(2025, 2, 25, 9)},
         )
     }
     assert kinds(at(2025, 2, 25, 10), reminded) == []
@@ -72,7 +73,11 @@ def test_next_due_is_the_next_invitation_or_reminder() -> None:
 
 def test_changed_plan_after_invitation_means_an_update() -> None:
     occ_fp = {"start": "2025-02-26T12:30:00+01:00", "duration": 60, "topic": "old", "speakers": []}
-    st_ = {KEY: SessionState(meeting_id=1, mailings={"invitation": at(2025, 2, 12, 9)}, announced=occ_fp)}
+    st_ = {
+        KEY: SessionState(
+            meeting_id=1, mailings={"invitation": at(2025, 2, 12, 9)}, announced=occ_fp
+        )
+    }
     assert ("update", KEY) in kinds(at(2025, 2, 13, 9), st_)
 
 

@@ -39,7 +39,9 @@ def run_checks(settings: Settings, plan_path: Path | None, echo: Callable[[str],
             echo(f"FAIL Zoom: {exc}")
             ok = False
     else:
-        echo("note Zoom: no credentials set; `run`/`serve` refuse until they are (demo uses the sandbox)")
+        echo(
+            "note Zoom: no credentials set; `run`/`serve` refuse until they are (demo uses the sandbox)"
+        )
     if settings.smtp_configured:
         transport = wiring.make_transport(settings)
         try:

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -32,7 +32,9 @@ SEED_MEETING = {"id": 66547677759, "password": "717531", "dial_in": "+4969505009
 SEED_JOIN_HOST = "bertelsmann-stiftung-de.zoom.us"
 
 EnvFile = Annotated[Path, typer.Option("--env-file", help="Settings file (python-dotenv format).")]
-PlanOpt = Annotated[Optional[Path], typer.Option("--plan", help="Plan file (default: SESSION_BOT_PLAN).")]  # noqa: UP045
+PlanOpt = Annotated[
+    Path | None, typer.Option("--plan", help="Plan file (default: SESSION_BOT_PLAN).")
+]
 
 
 def _settings(env_file: Path, **overrides: Any) -> Settings:
@@ -75,9 +77,13 @@ def _fail(err: SessionBotError) -> None:
 
 @app.command()
 def demo(
-    now: Annotated[str, typer.Option(help="Run as of this moment (ISO 8601 with offset).")] = DEMO_NOW,
+    now: Annotated[
+        str, typer.Option(help="Run as of this moment (ISO 8601 with offset).")
+    ] = DEMO_NOW,
     plan: Annotated[Path, typer.Option(help="Plan file.")] = DEMO_PLAN,
-    subscribers: Annotated[Path, typer.Option(help="Example subscribers (CSV).")] = DEMO_SUBSCRIBERS,
+    subscribers: Annotated[
+        Path, typer.Option(help="Example subscribers (CSV).")
+    ] = DEMO_SUBSCRIBERS,
     env_file: EnvFile = Path(".env.demo"),
 ) -> None:
     """Run the whole job once on embedded defaults: Zoom sandbox, SQLite in ./var, Maildir outbox."""
@@ -85,15 +91,19 @@ def demo(
 
     try:
         settings = _settings(env_file)
-        run_demo(settings, plan, subscribers, _parse_now(now) or dt.datetime.fromisoformat(DEMO_NOW))
+        run_demo(
+            settings, plan, subscribers, _parse_now(now) or dt.datetime.fromisoformat(DEMO_NOW)
+        )
     except SessionBotError as err:
         _fail(err)
 
 
 @app.command()
 def run(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List due actions; change nothing.")] = False,
-    now: Annotated[Optional[str], typer.Option(help="Pretend it is this moment (testing).")] = None,  # noqa: UP045
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List due actions; change nothing.")
+    ] = False,
+    now: Annotated[str | None, typer.Option(help="Pretend it is this moment (testing).")] = None,
     plan: PlanOpt = None,
     env_file: EnvFile = Path(".env"),
 ) -> None:
@@ -125,7 +135,9 @@ def run(
 def preview(
     date: Annotated[str, typer.Argument(help="Session date, YYYY-MM-DD.")],
     format: Annotated[str, typer.Option("--format", help="text | html | ics | eml")] = "text",
-    kind: Annotated[str, typer.Option(help="invitation | reminder | update | cancellation")] = "invitation",
+    kind: Annotated[
+        str, typer.Option(help="invitation | reminder | update | cancellation")
+    ] = "invitation",
     plan: PlanOpt = None,
     env_file: EnvFile = Path(".env"),
 ) -> None:
@@ -143,7 +155,7 @@ def preview(
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    now: Annotated[Optional[str], typer.Option(help="Pretend it is this moment.")] = None,  # noqa: UP045
+    now: Annotated[str | None, typer.Option(help="Pretend it is this moment.")] = None,
     plan: PlanOpt = None,
     env_file: EnvFile = Path(".env"),
 ) -> None:
@@ -154,7 +166,9 @@ def status(
         settings = _settings(env_file)
         moment = _parse_now(now) or _clock(None)()
         data = collect_status(settings, _plan(settings, plan), moment)
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else format_status(data))
+        typer.echo(
+            json.dumps(data, indent=2, ensure_ascii=False) if as_json else format_status(data)
+        )
     except SessionBotError as err:
         _fail(err)
 

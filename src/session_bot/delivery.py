@@ -69,11 +69,15 @@ def deliver_mailing(
             retry_at = now + backoff(row.attempts + 1)
             store.mark_result(row.id, "pending", now, result.code, result.response, retry_at)
             report.temporary += 1
-            log.warning("temporary failure for delivery %s: %s %s", row.id, result.code, result.response)
+            log.warning(
+                "temporary failure for delivery %s: %s %s", row.id, result.code, result.response
+            )
         else:
             store.mark_result(row.id, "failed", now, result.code, result.response)
             report.permanent += 1
             report.failures.append(f"{row.email}: {result.code} {result.response}")
-            log.warning("permanent failure for delivery %s: %s %s", row.id, result.code, result.response)
+            log.warning(
+                "permanent failure for delivery %s: %s %s", row.id, result.code, result.response
+            )
     store.finish_mailing_if_done(mailing_id, clock())
     return report

@@ -28,7 +28,9 @@ def seed_subscribers(store: Store, path: Path, now: dt.datetime) -> int:
     if store.count_subscribers() or not path.exists():
         return 0
     try:
-        rows = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines(), delimiter=";"))
+        rows = list(
+            csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines(), delimiter=";")
+        )
     except (OSError, csv.Error) as exc:
         raise SubscriberImportError(f"{path}: cannot read example subscribers ({exc})") from None
     for row in rows:
@@ -87,7 +89,9 @@ def run_demo(settings: Settings, plan_path: Path, subscribers_csv: Path, now: dt
             typer.echo(f"Join URL:   {meeting.join_url}")
             typer.echo(f"Meeting:    {meeting.display_id}, passcode {meeting.password}")
         typer.echo(f"Recipients: {sent.get('sent', 0)} delivered in total")
-    typer.echo(f"Outbox:     {outbox.resolve()} ({sum(1 for _ in (outbox / 'new').iterdir())} messages)")
+    typer.echo(
+        f"Outbox:     {outbox.resolve()} ({sum(1 for _ in (outbox / 'new').iterdir())} messages)"
+    )
     typer.echo("")
     if report.nothing_to_do:
         typer.echo(

@@ -5,9 +5,9 @@ Only this module speaks SMTP. It sends bytes it is given; rendering happens else
 
 from __future__ import annotations
 
+import contextlib
 import mailbox
 import smtplib
-import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +98,10 @@ class SmtpTransport:
             conn: smtplib.SMTP
             if self.tls == "ssl":
                 conn = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self._timeout, context=ctx,
+                    self.host,
+                    self.port,
+                    timeout=self._timeout,
+                    context=ctx,
                     local_hostname=self._local_hostname,
                 )
             else:
@@ -137,9 +140,13 @@ class SmtpTransport:
         except smtplib.SMTPResponseException as exc:
             if exc.smtp_code == 421:
                 self._drop()
-            msg = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+            msg = (
+                exc.smtp_error.decode(errors="replace")
+                if isinstance(exc.smtp_error, bytes)
+                else str(exc.smtp_error)
+            )
             return SendResult(classify(exc.smtp_code), exc.smtp_code, msg)
-        except (smtplib.SMTPServerDisconnected, socket.timeout, OSError) as exc:
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
             return SendResult("temporary", None, f"connection lost: {exc}")
         if refused:
@@ -149,16 +156,12 @@ class SmtpTransport:
 
     def _drop(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._conn.close()
-            except OSError:
-                pass
         self._conn = None
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._conn.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
         self._conn = None

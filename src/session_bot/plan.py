@@ -6,6 +6,7 @@ Pure: parsing takes the file's text, recurrence expansion takes dates. No clock,
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -61,7 +62,9 @@ class SessionContent(_Model):
     @model_validator(mode="after")
     def _cancel_needs_reason(self) -> SessionContent:
         if self.cancelled and not (self.reason and self.reason.strip()):
-            raise ValueError("a cancelled session needs `reason: …` (it goes into the cancellation mail)")
+            raise ValueError(
+                "a cancelled session needs `reason: …` (it goes into the cancellation mail)"
+            )
         return self
 
     @property
@@ -128,7 +131,9 @@ class Series(_Model):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as Europe/Berlin") from None
+            raise ValueError(
+                f"unknown time zone {v!r}; use an IANA name such as Europe/Berlin"
+            ) from None
         return v
 
     @field_validator("rrule")
@@ -138,7 +143,9 @@ class Series(_Model):
         try:
             rrulestr(body, dtstart=dt.datetime(2000, 1, 1))
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"not a valid RFC 5545 RRULE ({exc}); e.g. FREQ=MONTHLY;BYDAY=-1WE") from None
+            raise ValueError(
+                f"not a valid RFC 5545 RRULE ({exc}); e.g. FREQ=MONTHLY;BYDAY=-1WE"
+            ) from None
         return body
 
     @field_validator("breaks")
@@ -198,7 +205,9 @@ class Occurrence:
     @property
     def start(self) -> dt.datetime:
         """Aware start in the series' zone (DST-correct wall time)."""
-        hhmm = (self.content.start if self.content and self.content.start else None) or self.series.start
+        hhmm = (
+            self.content.start if self.content and self.content.start else None
+        ) or self.series.start
         return dt.datetime.combine(self.date, _hhmm(hhmm), tzinfo=self.series.zone)
 
     @property
@@ -300,10 +309,7 @@ def occurrences(series: Series, start: dt.date, end: dt.date) -> Iterator[Occurr
 def find_occurrence(plan: Plan, date: dt.date, series_id: str | None = None) -> Occurrence:
     """The session on ``date`` (of the given series, or the only series that has one)."""
     found = [
-        o
-        for s in plan.series
-        if series_id in (None, s.id)
-        for o in occurrences(s, date, date)
+        o for s in plan.series if series_id in (None, s.id) for o in occurrences(s, date, date)
     ]
     if not found:
         raise PlanError(
@@ -332,10 +338,8 @@ def _build_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ..
         for key_node, value_node in node.value:
             key: Any = key_node.value
             if key_node.tag.endswith(":timestamp"):
-                try:
+                with contextlib.suppress(ValueError):
                     key = dt.date.fromisoformat(key)
-                except ValueError:
-                    pass
             sub = (*path, str(key))
             out[sub] = key_node.start_mark.line + 1
             _build_lines(value_node, sub, out)
@@ -352,7 +356,7 @@ def _line_for(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | 
         if path in lines:
             return lines[path]
         path = path[:-1]
-    return lines.get((), None)
+    return lines.get(())
 
 
 def _field_name(loc: tuple[Any, ...], data: Any) -> str:
@@ -394,7 +398,9 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
             line=line,
         ) from None
     if not isinstance(data, dict):
-        raise PlanError("the plan must be a mapping with a top-level `series:` list", file=source, line=1)
+        raise PlanError(
+            "the plan must be a mapping with a top-level `series:` list", file=source, line=1
+        )
     lines: dict[tuple[Any, ...], int] = {}
     if root is not None:
         _build_lines(root, (), lines)
@@ -410,8 +416,14 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
             msg = "unknown field (typo?); remove it or check the spelling against examples/willkommen.yaml"
         elif err["type"] == "missing":
             msg = "this field is required"
-        more = f" ({len(exc.errors()) - 1} more problem(s) after this one)" if len(exc.errors()) > 1 else ""
-        raise PlanError(msg + more, file=source, line=_line_for(loc, lines), field=_field_name(loc, data)) from None
+        more = (
+            f" ({len(exc.errors()) - 1} more problem(s) after this one)"
+            if len(exc.errors()) > 1
+            else ""
+        )
+        raise PlanError(
+            msg + more, file=source, line=_line_for(loc, lines), field=_field_name(loc, data)
+        ) from None
 
 
 def load_plan(path: Path) -> Plan:
@@ -423,5 +435,7 @@ def load_plan(path: Path) -> Plan:
             file=str(path),
         ) from None
     except UnicodeDecodeError as exc:
-        raise PlanError(f"not UTF-8 text ({exc.reason}); save the file as UTF-8", file=str(path)) from None
+        raise PlanError(
+            f"not UTF-8 text ({exc.reason}); save the file as UTF-8", file=str(path)
+        ) from None
     return parse_plan(text, str(path))

@@ -17,7 +17,9 @@ FORMATS = ("text", "html", "ics", "eml")
 
 def render_preview(settings: Settings, plan: Plan, date: str, fmt: str, kind: str) -> bytes:
     if fmt not in FORMATS:
-        raise PlanError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}", field="--format")
+        raise PlanError(
+            f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}", field="--format"
+        )
     try:
         day = dt.date.fromisoformat(date)
     except ValueError:
@@ -42,7 +44,9 @@ def render_preview(settings: Settings, plan: Plan, date: str, fmt: str, kind: st
         return rendered.html.encode()
     if fmt == "ics":
         return rendered.ics or b""
-    url, mailto = wiring.unsubscribe_links(settings, wiring.secret_key(settings), 0, occ.series.organiser.email)
+    url, mailto = wiring.unsubscribe_links(
+        settings, wiring.secret_key(settings), 0, occ.series.organiser.email
+    )
     sample = Recipient(
         email="vorschau@example.org",
         name="Vorschau",

@@ -79,7 +79,8 @@ def state_from_store(store: Store) -> dict[str, SessionState]:
 def meeting_request(occ: Occurrence) -> MeetingRequest:
     content = occ.content
     speakers = "; ".join(
-        ", ".join(p for p in (s.name, s.role, s.organisation) if p) for s in (content.speakers if content else ())
+        ", ".join(p for p in (s.name, s.role, s.organisation) if p)
+        for s in (content.speakers if content else ())
     )
     agenda = f"{marker(occ.series.id, occ.date)} {occ.content.topic_one_line if content else ''}"
     if speakers:
@@ -171,7 +172,9 @@ class Runner:
             self.ensure_meeting(occ, row, report)
             _, created = self.store.freeze_mailing(row.id, action.kind, row.sequence, now)
             if action.kind == "invitation":
-                self.store.record_announcement(row.id, occ.announced_fingerprint(), row.sequence, now)
+                self.store.record_announcement(
+                    row.id, occ.announced_fingerprint(), row.sequence, now
+                )
             report.mailings_frozen += int(created)
             return
         raise NotImplementedError(f"action {action.kind} is not supported yet")
@@ -225,7 +228,9 @@ class Runner:
         try:
             occ = self.occurrence_for(mailing.session_key)
         except PlanError as exc:
-            log.error("mailing %s: its session is gone from the plan (%s); not sent", mailing.id, exc)
+            log.error(
+                "mailing %s: its session is gone from the plan (%s); not sent", mailing.id, exc
+            )
             return DeliveryReport(failures=[str(exc)])
         row = self.store.get_session(mailing.session_key)
         meeting = Meeting.from_json(row.meeting_json) if row and row.meeting_json else None

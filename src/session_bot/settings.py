@@ -79,9 +79,13 @@ class Settings(BaseSettings):
     @classmethod
     def _refuse_weak(cls, v: SecretStr | None) -> SecretStr | None:
         if v is not None and (v.get_secret_value().lower() in _WEAK_SECRETS):
-            raise ValueError("is a well-known placeholder; generate one with `openssl rand -hex 32`")
+            raise ValueError(
+                "is a well-known placeholder; generate one with `openssl rand -hex 32`"
+            )
         if v is not None and len(v.get_secret_value()) < 16:
-            raise ValueError("is shorter than 16 characters; generate one with `openssl rand -hex 32`")
+            raise ValueError(
+                "is shorter than 16 characters; generate one with `openssl rand -hex 32`"
+            )
         return v
 
     @field_validator("zoom_dial_in_countries", mode="before")

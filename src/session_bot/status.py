@@ -50,12 +50,15 @@ def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str
         "sessions": sessions,
         "due_now": [a.describe() for a in due_actions(now, plan, state)],
         "next_due": nd.isoformat() if nd else None,
-        "last_run": {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in last.items()}
+        "last_run": {
+            k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in last.items()
+        }
         if last
         else None,
         "deliveries": store.delivery_counts(),
         "subscribers": {
-            s: store.count_subscribers(s) for s in ("pending", "confirmed", "unsubscribed", "bounced")
+            s: store.count_subscribers(s)
+            for s in ("pending", "confirmed", "unsubscribed", "bounced")
         },
         "zoom_calls_today": store.zoom_calls_on(now.astimezone(dt.UTC).date()),
     }
@@ -71,9 +74,12 @@ def format_status(data: dict[str, Any]) -> str:
         elif s["cancelled"]:
             state = "cancelled"
         else:
-            kinds = ", ".join(
-                f"{m['kind']} {m['deliveries'].get('sent', 0)} sent" for m in s["mailings"]
-            ) or "nothing sent yet"
+            kinds = (
+                ", ".join(
+                    f"{m['kind']} {m['deliveries'].get('sent', 0)} sent" for m in s["mailings"]
+                )
+                or "nothing sent yet"
+            )
             meeting = f"meeting {s['meeting_id']}" if s["meeting_id"] else "no meeting yet"
             state = f"{meeting}; {kinds}"
             if s.get("held"):

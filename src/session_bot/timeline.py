@@ -62,7 +62,9 @@ def actions_for(occ: Occurrence, now: dt.datetime, st: SessionState) -> list[Act
     if occ.cancelled:
         out: list[Action] = []
         if invited and "cancellation" not in st.mailings:
-            out.append(Action("cancellation", occ, now, occ.content.reason or "" if occ.content else ""))
+            out.append(
+                Action("cancellation", occ, now, occ.content.reason or "" if occ.content else "")
+            )
         elif st.meeting_id is not None and not invited:
             out.append(Action("cancellation", occ, now, "meeting only; nobody was invited yet"))
         return out
@@ -84,10 +86,14 @@ def actions_for(occ: Occurrence, now: dt.datetime, st: SessionState) -> list[Act
         else:
             out.append(Action("update", occ, now, "the plan changed since the last mail"))
     rem_at = occ.reminder_at
-    if rem_at is not None and now >= rem_at and "reminder" not in st.mailings:
-        # An invitation that itself went out after the reminder moment already serves as one.
-        if st.mailings["invitation"] < rem_at:
-            out.append(Action("reminder", occ, rem_at))
+    # An invitation that itself went out after the reminder moment already serves as one.
+    if (
+        rem_at is not None
+        and now >= rem_at
+        and "reminder" not in st.mailings
+        and st.mailings["invitation"] < rem_at
+    ):
+        out.append(Action("reminder", occ, rem_at))
     return out
 
 
@@ -99,7 +105,9 @@ def due_actions(now: dt.datetime, plan: Plan, state: State) -> list[Action]:
     return out
 
 
-def next_due(now: dt.datetime, plan: Plan, state: State, horizon_days: int = 400) -> dt.datetime | None:
+def next_due(
+    now: dt.datetime, plan: Plan, state: State, horizon_days: int = 400
+) -> dt.datetime | None:
     """The next moment after ``now`` at which some action becomes due (for the scheduler)."""
     best: dt.datetime | None = None
     for occ in _window(plan, now, horizon_days):

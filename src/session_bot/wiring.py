@@ -67,8 +67,11 @@ def make_zoom(
 ) -> ZoomClient:
     """A Zoom client for the real API, or (``sandbox_credentials``) for the bundled sandbox."""
     if sandbox_credentials:
-        account, client, secret, user = "sandbox-account", "sandbox-client", "sandbox-secret", (
-            settings.zoom_user or "organiser@example.org"
+        account, client, secret, user = (
+            "sandbox-account",
+            "sandbox-client",
+            "sandbox-secret",
+            (settings.zoom_user or "organiser@example.org"),
         )
     else:
         if not settings.zoom_configured:
@@ -143,14 +146,18 @@ def renderer_factory(settings: Settings) -> Callable[[Series], Renderer]:
     return get
 
 
-def unsubscribe_links(settings: Settings, key: str, subscriber_id: int, mailbox: str) -> tuple[str, str]:
+def unsubscribe_links(
+    settings: Settings, key: str, subscriber_id: int, mailbox: str
+) -> tuple[str, str]:
     token = make_token(key, "unsubscribe", str(subscriber_id))
     url = f"{settings.public_url.rstrip('/')}/unsubscribe/{token}"
     mailto = f"mailto:{mailbox}?subject={quote('unsubscribe ' + token)}"
     return url, mailto
 
 
-def recipient_factory(settings: Settings, plan: Plan) -> Callable[[DeliveryRow, MailingRow], Recipient]:
+def recipient_factory(
+    settings: Settings, plan: Plan
+) -> Callable[[DeliveryRow, MailingRow], Recipient]:
     key = secret_key(settings)
 
     def make(row: DeliveryRow, mailing: MailingRow) -> Recipient:
