@@ -200,6 +200,40 @@ def sandbox(
     run_sandbox(port=port, state_file=settings.var_dir / "zoom-sandbox.json", join_host=join_host)
 
 
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(env_file: EnvFile = Path(".env")) -> None:
+    """Migrate the database to this version's schema (back it up first)."""
+    from session_bot.store import Store
+
+    try:
+        settings = _settings(env_file)
+        store = Store(settings.resolved_database_url)
+        before, head = store.schema_revision()
+        store.upgrade()
+        typer.echo(f"database schema: {before or 'empty'} -> {head}")
+    except SessionBotError as err:
+        _fail(err)
+
+
+@db_app.command("status")
+def db_status(env_file: EnvFile = Path(".env")) -> None:
+    """Show the database's schema revision and the one this version needs."""
+    from session_bot.store import Store
+
+    try:
+        settings = _settings(env_file)
+        current, head = Store(settings.resolved_database_url).schema_revision()
+        typer.echo(f"database: {current or 'empty'}; this version needs: {head}")
+        if current != head:
+            raise typer.Exit(1)
+    except SessionBotError as err:
+        _fail(err)
+
+
 def main() -> None:
     app()
 

@@ -49,7 +49,7 @@ def seed_subscribers(store: Store, path: Path, now: dt.datetime) -> int:
 
 def run_demo(settings: Settings, plan_path: Path, subscribers_csv: Path, now: dt.datetime) -> None:
     plan = load_plan(plan_path)
-    store = wiring.open_store(settings)
+    store = wiring.open_store(settings, migrate=True)
     clock = ShiftedClock(now)
     added = seed_subscribers(store, subscribers_csv, clock())
     if added:

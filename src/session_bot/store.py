@@ -87,9 +87,64 @@ class Store(DeliveryQueries, SubscriberQueries):
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def create_schema(self) -> None:
+    # --- schema ------------------------------------------------------------------------------
+    def _alembic(self) -> Any:
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        return cfg
+
+    def schema_revision(self) -> tuple[str | None, str]:
+        """(the database's revision or None for an empty database, the code's head revision)."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(self._alembic()).get_current_head() or ""
         try:
-            metadata.create_all(self.engine)
+            with self.engine.connect() as c:
+                current = MigrationContext.configure(c).get_current_revision()
+        except OperationalError as exc:
+            raise StoreError(
+                f"cannot open the database ({exc.orig}); check SESSION_BOT_DATABASE_URL"
+            ) from None
+        return current, head
+
+    def upgrade(self) -> None:
+        """Bring the schema to the code's revision (Alembic migrations)."""
+        from alembic import command
+
+        cfg = self._alembic()
+        try:
+            with self.engine.begin() as c:
+                cfg.attributes["connection"] = c
+                command.upgrade(cfg, "head")
+        except OperationalError as exc:
+            raise StoreError(
+                f"cannot migrate the database ({exc.orig}); check SESSION_BOT_DATABASE_URL and "
+                "that the directory is writable"
+            ) from None
+
+    def ensure_schema(self) -> None:
+        """Create a fresh database; refuse an existing one that is behind the code."""
+        current, head = self.schema_revision()
+        if current is None and not self._has_tables():
+            self.upgrade()
+        elif current != head:
+            raise StoreError(
+                f"the database schema is at revision {current or 'unknown'}, this version of "
+                f"session-bot needs {head}. Back up the database, then run `session-bot db upgrade`."
+            )
+
+    def _has_tables(self) -> bool:
+        from sqlalchemy import inspect
+
+        return bool(inspect(self.engine).get_table_names())
+
+    def create_schema(self) -> None:
+        """Tests and the demo: migrate whatever is there to the current revision."""
+        try:
+            self.upgrade()
         except OperationalError as exc:
             raise StoreError(
                 f"cannot open the database ({exc.orig}); check SESSION_BOT_DATABASE_URL and "

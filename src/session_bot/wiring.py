@@ -31,9 +31,13 @@ GO_LIVE_ZOOM = (
 )
 
 
-def open_store(settings: Settings) -> Store:
+def open_store(settings: Settings, *, migrate: bool = False) -> Store:
+    """The store; a fresh database is created, an outdated one refused unless ``migrate``."""
     store = Store(settings.resolved_database_url)
-    store.create_schema()
+    if migrate:
+        store.upgrade()
+    else:
+        store.ensure_schema()
     return store
 
 
