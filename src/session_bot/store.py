@@ -72,7 +72,14 @@ class Store(DeliveryQueries, SubscriberQueries):
     def __init__(self, url: str) -> None:
         self.url = url
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(url.removeprefix("sqlite:///")).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the database folder {folder} ({exc.strerror}); fix "
+                    "SESSION_BOT_DATABASE_URL or SESSION_BOT_VAR_DIR"
+                ) from None
         try:
             self.engine: Engine = create_engine(url, future=True)
         except (SQLAlchemyError, ImportError) as exc:
