@@ -40,8 +40,11 @@ class MaildirTransport:
 
     def __init__(self, path: Path) -> None:
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             self._box = mailbox.Maildir(str(path), create=True)
+            # Maildir(create=True) skips the subfolders when the folder itself already exists.
+            for sub in ("tmp", "new", "cur"):
+                (path / sub).mkdir(exist_ok=True)
         except OSError as exc:
             raise MailError(
                 f"cannot use the Maildir outbox {path} ({exc.strerror}); set SESSION_BOT_OUTBOX to a "
