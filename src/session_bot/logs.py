@@ -31,5 +31,5 @@ def setup_logging(fmt: Literal["text", "json"] = "text", level: int = logging.IN
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Third-party chatter (and anything that might echo a URL with credentials) stays quiet.
-    for noisy in ("urllib3", "uvicorn.access", "apscheduler"):
+    for noisy in ("urllib3", "uvicorn.access", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
