@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+LANGUAGES = ("de", "en")
+
 Clock = Callable[[], dt.datetime]
 
 
@@ -169,7 +171,10 @@ class Runner:
             self.ensure_meeting(occ, row, report)
             return
         if action.kind in ("invitation", "reminder"):
-            self.ensure_meeting(occ, row, report)
+            meeting = self.ensure_meeting(occ, row, report)
+            # Render every language before freezing: a template error must stop the mailing
+            # before anyone gets anything, not halfway through the list.
+            self._render_all(action.kind, occ, meeting, row.sequence, now)
             _, created = self.store.freeze_mailing(row.id, action.kind, row.sequence, now)
             if action.kind == "invitation":
                 self.store.record_announcement(
@@ -224,6 +229,15 @@ class Runner:
         series_id, _, day = session_key.partition("/")
         return find_occurrence(self.plan, dt.date.fromisoformat(day), series_id)
 
+    def _render_all(
+        self, kind: str, occ: Occurrence, meeting: Meeting | None, sequence: int, now: dt.datetime
+    ) -> dict[str, RenderedMailing]:
+        renderer = self.renderer_for(occ.series)
+        return {
+            lang: renderer.render(kind, occ, meeting, sequence=sequence, now=now, language=lang)
+            for lang in LANGUAGES
+        }
+
     def _deliver(self, mailing: MailingRow) -> DeliveryReport:
         try:
             occ = self.occurrence_for(mailing.session_key)
@@ -234,15 +248,11 @@ class Runner:
             return DeliveryReport(failures=[str(exc)])
         row = self.store.get_session(mailing.session_key)
         meeting = Meeting.from_json(row.meeting_json) if row and row.meeting_json else None
-        rendered: dict[str, RenderedMailing] = {}
         now = self.clock()
+        rendered = self._render_all(mailing.kind, occ, meeting, mailing.sequence, now)
 
         def personalise(d: DeliveryRow) -> bytes:
-            lang = d.language or occ.series.language
-            if lang not in rendered:
-                rendered[lang] = self.renderer_for(occ.series).render(
-                    mailing.kind, occ, meeting, sequence=mailing.sequence, now=now, language=lang
-                )
+            lang = d.language if d.language in rendered else occ.series.language
             recipient = self.recipient_for(d, mailing)
             mid = f"<{mailing.id}.{d.id}.{mailing.kind}@{self.message_id_domain}>"
             return rendered[lang].personalise(recipient, message_id=mid, date=now)  # type: ignore[arg-type]
