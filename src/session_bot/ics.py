@@ -37,7 +37,6 @@ class CalendarEvent:
     organiser_email: str
     sequence: int
     url: str | None = None
-    language: str = "de"
 
 
 def build_calendar(
@@ -74,8 +73,8 @@ def build_calendar(
     ev.add("dtstamp", now.astimezone(dt.UTC))
     ev.add("dtstart", event.start)
     ev.add("dtend", event.end)
-    ev.add("summary", event.summary, parameters={"LANGUAGE": event.language})
-    ev.add("description", event.description, parameters={"LANGUAGE": event.language})
+    ev.add("summary", event.summary)
+    ev.add("description", event.description)
     if event.url:
         ev.add("location", event.url)
         ev.add("url", event.url)

@@ -1,0 +1,104 @@
+"""Pre-encoded messages with slots, filled per recipient by joining bytes.
+
+A mailing is rendered once; its text and HTML are quoted-printable encoded with every personal
+value (salutation, unsubscribe link) left as a :class:`Slot`. Each encoded run ends at a line
+boundary (a soft line break ``=\\r\\n`` where the text itself does not break), and so does every
+encoded value, so QP never splits inside an inserted value and the decoded part is exactly the
+template rendered with that value.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email import quoprimime
+from email.header import Header
+from email.utils import formataddr
+
+# Private-use code points: never produced by templates or plan text, survive HTML autoescape.
+_OPEN, _CLOSE = "\U000f0000", "\U000f0001"
+_TOKEN_RE = re.compile(f"{_OPEN}([a-z_]+){_CLOSE}")
+_UNSAFE_LINE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029\U000f0000\U000f0001]")
+_ADDR_SPEC = re.compile(r"^[^\s<>()\[\],;:\"\\@]+@[^\s<>()\[\],;:\"\\@]+$")
+
+
+def token(name: str) -> str:
+    """The stand-in a template outputs for the personal value ``name``."""
+    return f"{_OPEN}{name}{_CLOSE}"
+
+
+def clean_line(value: str) -> str:
+    """One line of text: CR, LF and other control characters become spaces (no header injection)."""
+    return " ".join(_UNSAFE_LINE.sub(" ", value).split())
+
+
+def safe_header_value(value: str, what: str) -> str:
+    """A value (URL, Message-ID) that must go into a header verbatim; refuses anything odd."""
+    if (
+        not value
+        or any(c.isspace() or not c.isprintable() for c in value)
+        or "<" in value
+        or (">" in value)
+    ):
+        raise ValueError(f"{what} {value!r} is not usable in a mail header")
+    return value
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A place in a pre-encoded message that gets one recipient's value."""
+
+    part: str  # "headers", "text", "html" or "ics"
+    name: str
+
+
+Segment = bytes | Slot
+
+
+def qp_encode(text: str) -> bytes:
+    """Quoted-printable with CRLF, starting and ending at a line boundary."""
+    if not text:
+        return b""
+    encoded = quoprimime.body_encode(text.encode("utf-8").decode("latin-1"), 76, "\r\n")
+    if not encoded.endswith("\r\n"):
+        encoded += "=\r\n"  # soft break: the next run or value starts its own encoded line
+    return encoded.encode("ascii")
+
+
+def split_slots(rendered: str, part: str) -> list[Segment]:
+    """QP-encode ``rendered``, turning every :func:`token` into a :class:`Slot` of ``part``."""
+    segments: list[Segment] = []
+    pos = 0
+    for m in _TOKEN_RE.finditer(rendered):
+        segments.append(qp_encode(rendered[pos : m.start()]))
+        segments.append(Slot(part, m.group(1)))
+        pos = m.end()
+    segments.append(qp_encode(rendered[pos:]))
+    return [s for s in segments if s != b""]
+
+
+def slot_names(rendered: str) -> set[str]:
+    return set(_TOKEN_RE.findall(rendered))
+
+
+def fill_tokens(rendered: str, values: dict[str, str]) -> str:
+    """Replace tokens by plain values (for previews)."""
+    return _TOKEN_RE.sub(lambda m: values[m.group(1)], rendered)
+
+
+def format_address(name: str | None, email: str) -> str:
+    """An address header value; non-ASCII names as RFC 2047 encoded-words, folded with CRLF."""
+    if not _ADDR_SPEC.match(email):
+        raise ValueError(f"{email!r} is not a plain mail address")
+    name = clean_line(name or "")
+    if not name:
+        return email
+    if name.isascii():
+        return formataddr((name, email))
+    encoded = Header(name, "utf-8").encode(linesep="\r\n", maxlinelen=76)
+    return f"{encoded} <{email}>"
+
+
+def join(segments: list[Segment], values: dict[Slot, bytes]) -> bytes:
+    """Fill every slot of ``segments`` from ``values``."""
+    return b"".join(s if isinstance(s, bytes) else values[s] for s in segments)
