@@ -1,0 +1,60 @@
+"""Shared fixtures: real servers on 127.0.0.1 (Zoom sandbox, SMTP), a real SQLite store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from session_bot.plan import Plan, load_plan
+from session_bot.settings import Settings, load_settings
+from session_bot.store import Store
+from session_bot.zoom_sandbox import ZoomSandbox
+from tests.smtp_server import SmtpServer
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_PLAN = ROOT / "examples" / "willkommen.yaml"
+SEED_TEXT = ROOT / "tests" / "data" / "invitation-2025-02-26.txt"
+SEED_MEETING = {"id": 66547677759, "password": "717531", "dial_in": "+496950500952"}
+SEED_JOIN_HOST = "bertelsmann-stiftung-de.zoom.us"
+# The invitation moment of the seed session: 14 days before at 09:00 Berlin (08:00 UTC).
+SEED_INVITATION_AT = dt.datetime(2025, 2, 12, 8, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def example_plan() -> Plan:
+    return load_plan(EXAMPLE_PLAN)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[ZoomSandbox]:
+    with ZoomSandbox(state_file=tmp_path / "zoom.json", join_host=SEED_JOIN_HOST) as sb:
+        yield sb
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    with SmtpServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings on embedded defaults inside tmp_path (no .env is read)."""
+    return load_settings(
+        None,
+        var_dir=tmp_path / "var",
+        plan=EXAMPLE_PLAN,
+        secret_key="test-secret-key-0123456789abcdef",
+        public_url="https://session-bot.example.org",
+    )
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    s = Store(settings.resolved_database_url)
+    s.ensure_schema()
+    yield s
+    s.close()
