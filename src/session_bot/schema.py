@@ -97,6 +97,8 @@ sessions = Table(
     Column("sequence", Integer, nullable=False, default=0),
     Column("cancelled_at", UTCDateTime),
     Column("held_alert_at", UTCDateTime),
+    # Set when Zoom told us (webhook) the meeting changed: the next run reads it back.
+    Column("check_zoom_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
@@ -111,6 +113,8 @@ mailings = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("recipients", Integer, nullable=False, default=0),
     Column("finished_at", UTCDateTime),
+    # JSON: what this mailing says beyond the plan (per-language change lines, reason).
+    Column("details", Text),
     UniqueConstraint("session_id", "kind", "sequence", name="uq_mailing"),
 )
 

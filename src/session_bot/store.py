@@ -258,6 +258,48 @@ class Store(DeliveryQueries, SubscriberQueries):
                 .values(cancelled_at=now, updated_at=now)
             )
 
+    def flag_zoom_check(self, meeting_id: int, now: dt.datetime) -> str | None:
+        """Mark the session that owns ``meeting_id`` for a read-back; its key, or None if unknown."""
+        with self.engine.begin() as c:
+            key = c.execute(
+                select(sessions.c.key).where(sessions.c.meeting_id == meeting_id)
+            ).scalar()
+            if key is not None:
+                c.execute(
+                    update(sessions)
+                    .where(sessions.c.meeting_id == meeting_id)
+                    .values(check_zoom_at=now, updated_at=now)
+                )
+        return str(key) if key is not None else None
+
+    def sessions_to_check(self) -> list[str]:
+        with self.engine.connect() as c:
+            return [
+                str(k)
+                for k in c.execute(
+                    select(sessions.c.key).where(sessions.c.check_zoom_at.is_not(None))
+                ).scalars()
+            ]
+
+    def clear_zoom_check(self, session_id: int) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                update(sessions).where(sessions.c.id == session_id).values(check_zoom_at=None)
+            )
+
+    def set_mailing_details(self, mailing_id: int, details: dict[str, Any]) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                update(mailings)
+                .where(mailings.c.id == mailing_id)
+                .values(details=json.dumps(details, ensure_ascii=False))
+            )
+
+    def mailing_details(self, mailing_id: int) -> dict[str, Any]:
+        with self.engine.connect() as c:
+            raw = c.execute(select(mailings.c.details).where(mailings.c.id == mailing_id)).scalar()
+        return dict(json.loads(raw)) if raw else {}
+
     def all_sessions(self) -> list[SessionRow]:
         with self.engine.connect() as c:
             rows = c.execute(select(sessions).order_by(sessions.c.date)).all()

@@ -1,0 +1,76 @@
+"""Alembic migrations: a database made by the first revision upgrades without losing data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from session_bot.errors import StoreError
+from session_bot.schema import metadata
+from session_bot.store import Store
+
+NOW = dt.datetime(2025, 2, 12, 8, 0, tzinfo=dt.UTC)
+
+
+def test_migrations_build_exactly_the_declared_schema(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.upgrade()
+    with store.engine.connect() as c:
+        assert compare_metadata(MigrationContext.configure(c), metadata) == []
+
+
+def test_upgrade_from_the_first_revision_keeps_everything(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    old = Store(url)
+    cfg = old._alembic()
+    with old.engine.begin() as c:
+        cfg.attributes["connection"] = c
+        command.upgrade(cfg, "0001")
+    with old.engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO subscribers (id, email, email_key, name, language, status, created_at,"
+                " updated_at, hard_bounces) VALUES (1, 'Jö@Example.org', 'jö@example.org', 'Jö',"
+                " 'de', 'confirmed', '2025-01-01 00:00:00', '2025-01-01 00:00:00', 0)"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO sessions (id, key, series_id, date, meeting_id, meeting_json, sequence,"
+                " updated_at) VALUES (1, 'w/2025-02-26', 'w', '2025-02-26', 66547677759, '{}', 0,"
+                " '2025-01-01 00:00:00')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO mailings (id, session_id, kind, sequence, created_at, recipients)"
+                " VALUES (1, 1, 'invitation', 0, '2025-02-12 08:00:00', 1)"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO deliveries (id, mailing_id, subscriber_id, email, status, attempts,"
+                " sent_at) VALUES (1, 1, 1, 'Jö@Example.org', 'sent', 1, '2025-02-12 08:00:01')"
+            )
+        )
+    with pytest.raises(StoreError, match="db upgrade"):
+        Store(url).ensure_schema()
+
+    new = Store(url)
+    new.upgrade()
+    assert new.schema_revision()[0] == new.schema_revision()[1] == "0002"
+    new.ensure_schema()
+    row = new.get_session("w/2025-02-26")
+    assert row is not None and row.meeting_id == 66547677759
+    assert new.get_subscriber("jö@example.org") is not None
+    assert new.delivery_counts() == {"sent": 1}
+    assert new.mailing_details(1) == {}
+    new.set_mailing_details(1, {"reason": "x"})
+    assert new.mailing_details(1) == {"reason": "x"}
+    assert new.mailing_kinds_by_session()["w/2025-02-26"]["invitation"] == NOW
