@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import copy
 import datetime as dt
 import hashlib
@@ -31,6 +32,7 @@ import os
 import random
 import re
 import secrets
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -288,6 +290,7 @@ class ZoomSandbox:
         self._stopping.set()
         server.shutdown()
         server.server_close()
+        server.close_open_connections()  # keep-alive handlers would serve on after a stop
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._thread = None
@@ -774,7 +777,20 @@ class _Server(ThreadingHTTPServer):
         self, addr: tuple[str, int], handler: type[BaseHTTPRequestHandler], sandbox: ZoomSandbox
     ) -> None:
         self.sandbox = sandbox
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
         super().__init__(addr, handler)
+
+    def track(self, conn: socket.socket, *, open: bool) -> None:
+        with self._open_lock:
+            (self._open.add if open else self._open.discard)(conn)
+
+    def close_open_connections(self) -> None:
+        with self._open_lock:
+            conns, self._open = list(self._open), set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that give up (timeouts in tests) reset connections; that is expected here.
@@ -783,9 +799,19 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes
     server: _Server
     server_version = "ZoomSandbox/1.0"
     sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, open=True)
+
+    def finish(self) -> None:
+        self.server.track(self.connection, open=False)
+        with contextlib.suppress(OSError):
+            super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("Zoom sandbox: " + format, *args)
