@@ -5,12 +5,14 @@ Every trigger (daemon schedule, `session-bot run`, POST /admin/run, the demo) ca
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from session_bot.changes import changed_fields, describe
 from session_bot.delivery import DeliveryReport, deliver_mailing
 from session_bot.errors import PlanError, ZoomNotFound
 from session_bot.plan import Occurrence, Plan, Series
@@ -78,6 +80,14 @@ def state_from_store(store: Store) -> dict[str, SessionState]:
     }
 
 
+def _differs(live: Meeting, want: MeetingRequest) -> bool:
+    return (
+        live.start_time.astimezone(dt.UTC) != want.start.astimezone(dt.UTC)
+        or live.duration != want.duration
+        or live.topic != want.topic
+    )
+
+
 def meeting_request(occ: Occurrence) -> MeetingRequest:
     content = occ.content
     speakers = "; ".join(
@@ -114,6 +124,7 @@ class Runner:
         recipient_for: Callable[[DeliveryRow, MailingRow], object],
         message_id_domain: str,
         on_hold: Callable[[Occurrence, dt.datetime], None] | None = None,
+        on_alert: Callable[[str, str], None] | None = None,
         worker: str = "",
     ) -> None:
         self.plan = plan
@@ -126,6 +137,7 @@ class Runner:
         self.recipient_for = recipient_for
         self.message_id_domain = message_id_domain
         self.on_hold = on_hold
+        self.on_alert = on_alert
         self.worker = worker
 
     # --- the loop ----------------------------------------------------------------------------
@@ -144,6 +156,7 @@ class Runner:
         run_id = self.store.start_run(trigger, now)
         outcome = "error"
         try:
+            self._recheck_flagged(report)
             for action in actions:
                 log.info("action: %s", action.describe())
                 self._perform(action, report)
@@ -170,27 +183,46 @@ class Runner:
         if action.kind == "meeting":
             self.ensure_meeting(occ, row, report)
             return
-        if action.kind in ("invitation", "reminder"):
+        if action.kind == "invitation":
             meeting = self.ensure_meeting(occ, row, report)
-            # Render every language before freezing: a template error must stop the mailing
-            # before anyone gets anything, not halfway through the list.
-            self._render_all(action.kind, occ, meeting, row.sequence, now)
-            _, created = self.store.freeze_mailing(row.id, action.kind, row.sequence, now)
-            if action.kind == "invitation":
-                self.store.record_announcement(
-                    row.id, occ.announced_fingerprint(), row.sequence, now
-                )
-            report.mailings_frozen += int(created)
+            self._freeze(occ, row, "invitation", row.sequence, meeting, report, announce=True)
+            return
+        if action.kind == "reminder":
+            meeting = self.ensure_meeting(occ, row, report)
+            meeting, join_changed = self.reconcile_zoom(occ, self._reload(row), meeting, report)
+            row = self._reload(row)
+            if join_changed:
+                # The join details subscribers hold are wrong: an update first, then the reminder.
+                self._freeze(
+                    occ, row, "update", row.sequence + 1, meeting, report, fields=["join"],
+                    announce=True,
+                )  # fmt: skip
+                row = self._reload(row)
+            self._freeze(occ, row, "reminder", row.sequence, meeting, report)
+            return
+        if action.kind == "update":
+            meeting = self.ensure_meeting(occ, row, report)
+            meeting, join_changed = self.reconcile_zoom(occ, self._reload(row), meeting, report)
+            row = self._reload(row)
+            fields = changed_fields(row.announced, occ) + (["join"] if join_changed else [])
+            self._freeze(
+                occ, row, "update", row.sequence + 1, meeting, report, fields=fields, announce=True
+            )
+            return
+        if action.kind == "cancellation":
+            self._cancel(occ, row, report)
             return
         raise NotImplementedError(f"action {action.kind} is not supported yet")
 
     # --- Zoom --------------------------------------------------------------------------------
-    def ensure_meeting(self, occ: Occurrence, row: SessionRow, report: RunReport) -> Meeting:
+    def ensure_meeting(
+        self, occ: Occurrence, row: SessionRow, report: RunReport, *, adopt: bool = True
+    ) -> Meeting:
         """The session's meeting: stored, adopted after a crash, or created — never two."""
         if row.meeting_id is not None and row.meeting_json is not None:
             return Meeting.from_json(row.meeting_json)
         tag = marker(occ.series.id, occ.date)
-        if row.meeting_intent_at is not None:
+        if adopt and row.meeting_intent_at is not None:
             adopted = self._adopt(tag, row)
             if adopted is not None:
                 report.meetings_adopted += 1
@@ -209,6 +241,87 @@ class Runner:
         report.meetings_created += 1
         log.info("meeting %s created for %s", meeting.display_id, occ.key)
         return meeting
+
+    def reconcile_zoom(
+        self, occ: Occurrence, row: SessionRow, meeting: Meeting, report: RunReport
+    ) -> tuple[Meeting, bool]:
+        """Read the meeting back and make Zoom follow the plan; (meeting, join details changed)."""
+        want = meeting_request(occ)
+        try:
+            live = self.zoom.get_meeting(meeting.id)
+        except ZoomNotFound:
+            self._alert(
+                f"Zoom-Meeting für {occ.key} wurde in Zoom gelöscht",
+                f"The Zoom meeting {meeting.display_id} of the session {occ.key} no longer exists "
+                "in Zoom. session-bot created a new one as the plan says and informs subscribers "
+                "of the new join details.",
+            )
+            self.store.clear_meeting(row.id, self.clock())
+            fresh = self.ensure_meeting(occ, self._reload(row), report, adopt=False)
+            self.store.clear_zoom_check(row.id)
+            return fresh, True
+        if _differs(live, want):
+            log.warning("meeting %s drifted from the plan in Zoom; restoring", live.display_id)
+            live = self.zoom.update_meeting(live.id, want)
+            self._alert(
+                f"Zoom-Meeting für {occ.key} wurde in Zoom geändert",
+                f"The Zoom meeting {live.display_id} of {occ.key} differed from the plan "
+                "(time, length or topic). session-bot restored what the plan says.",
+            )
+        joined = (live.join_url, live.password) != (meeting.join_url, meeting.password)
+        self.store.record_meeting(row.id, live.to_json(), self.clock())
+        self.store.clear_zoom_check(row.id)
+        return live, joined
+
+    def _recheck_flagged(self, report: RunReport) -> None:
+        """Sessions whose meeting Zoom told us about (webhook): read back, restore, inform."""
+        for key in self.store.sessions_to_check():
+            row = self.store.get_session(key)
+            if row is None:
+                continue
+            try:
+                occ = self.occurrence_for(key)
+            except PlanError:
+                occ = None
+            if (
+                occ is None
+                or occ.cancelled
+                or row.meeting_json is None
+                or occ.start <= self.clock()
+            ):
+                self.store.clear_zoom_check(row.id)
+                continue
+            meeting, join_changed = self.reconcile_zoom(
+                occ, row, Meeting.from_json(row.meeting_json), report
+            )
+            invited = "invitation" in self.store.mailing_kinds_by_session().get(key, {})
+            if join_changed and invited:
+                row = self._reload(row)
+                self._freeze(
+                    occ, row, "update", row.sequence + 1, meeting, report, fields=["join"],
+                    announce=True,
+                )  # fmt: skip
+            report.done.append(f"zoom re-check for {key}")
+
+    def _cancel(self, occ: Occurrence, row: SessionRow, report: RunReport) -> None:
+        if row.meeting_id is not None:
+            with contextlib.suppress(ZoomNotFound):  # already gone: what we wanted
+                self.zoom.delete_meeting(row.meeting_id)
+        if "invitation" in self.store.mailing_kinds_by_session().get(row.key, {}):
+            self._freeze(occ, row, "cancellation", row.sequence + 1, None, report, announce=True)
+        now = self.clock()
+        self.store.clear_meeting(row.id, now)
+        self.store.mark_cancelled(row.id, now)
+
+    def _reload(self, row: SessionRow) -> SessionRow:
+        fresh = self.store.get_session(row.key)
+        assert fresh is not None
+        return fresh
+
+    def _alert(self, subject: str, body: str) -> None:
+        log.warning("alert: %s", subject)
+        if self.on_alert is not None:
+            self.on_alert(subject, body)
 
     def _adopt(self, tag: str, row: SessionRow) -> Meeting | None:
         found = self.zoom.find_by_marker(tag)
@@ -229,12 +342,55 @@ class Runner:
         series_id, _, day = session_key.partition("/")
         return find_occurrence(self.plan, dt.date.fromisoformat(day), series_id)
 
+    def _freeze(
+        self,
+        occ: Occurrence,
+        row: SessionRow,
+        kind: str,
+        sequence: int,
+        meeting: Meeting | None,
+        report: RunReport,
+        *,
+        fields: list[str] | None = None,
+        announce: bool = False,
+    ) -> None:
+        """Render (every language, so a template error stops us first), then freeze the mailing."""
+        now = self.clock()
+        details: dict[str, Any] = {}
+        if fields:
+            details["changes"] = {lang: describe(fields, occ, lang) for lang in LANGUAGES}
+        if kind == "cancellation" and occ.content and occ.content.reason:
+            details["reason"] = occ.content.reason
+        self._render_all(kind, occ, meeting, sequence, now, details)
+        mailing_id, created = self.store.freeze_mailing(row.id, kind, sequence, now)
+        if created and details:
+            self.store.set_mailing_details(mailing_id, details)
+        if announce:
+            self.store.record_announcement(row.id, occ.announced_fingerprint(), sequence, now)
+        report.mailings_frozen += int(created)
+
     def _render_all(
-        self, kind: str, occ: Occurrence, meeting: Meeting | None, sequence: int, now: dt.datetime
+        self,
+        kind: str,
+        occ: Occurrence,
+        meeting: Meeting | None,
+        sequence: int,
+        now: dt.datetime,
+        details: dict[str, Any],
     ) -> dict[str, RenderedMailing]:
         renderer = self.renderer_for(occ.series)
+        changes = details.get("changes", {})
         return {
-            lang: renderer.render(kind, occ, meeting, sequence=sequence, now=now, language=lang)
+            lang: renderer.render(
+                kind,
+                occ,
+                meeting,
+                sequence=sequence,
+                now=now,
+                language=lang,
+                reason=details.get("reason"),
+                changes=changes.get(lang),
+            )
             for lang in LANGUAGES
         }
 
@@ -249,7 +405,10 @@ class Runner:
         row = self.store.get_session(mailing.session_key)
         meeting = Meeting.from_json(row.meeting_json) if row and row.meeting_json else None
         now = self.clock()
-        rendered = self._render_all(mailing.kind, occ, meeting, mailing.sequence, now)
+        details = self.store.mailing_details(mailing.id)
+        if mailing.kind == "cancellation":
+            meeting = None
+        rendered = self._render_all(mailing.kind, occ, meeting, mailing.sequence, now, details)
 
         def personalise(d: DeliveryRow) -> bytes:
             lang = d.language if d.language in rendered else occ.series.language
