@@ -12,6 +12,7 @@ from session_bot.plan import Plan, load_plan
 from session_bot.settings import Settings, load_settings
 from session_bot.store import Store
 from session_bot.zoom_sandbox import ZoomSandbox
+from tests.pg import fresh_database, require_pg
 from tests.smtp_server import SmtpServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,11 +41,23 @@ def smtp_server() -> Iterator[SmtpServer]:
         yield srv
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The store and runner tests run on SQLite and on the PostgreSQL server at 127.0.0.1:5432."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'var' / 'session-bot.db'}"
+        return
+    require_pg()
+    with fresh_database() as url:
+        yield url
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, database_url: str) -> Settings:
     """Settings on embedded defaults inside tmp_path (no .env is read)."""
     return load_settings(
         None,
+        database_url=database_url,
         var_dir=tmp_path / "var",
         plan=EXAMPLE_PLAN,
         secret_key="test-secret-key-0123456789abcdef",

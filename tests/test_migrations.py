@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -18,15 +17,15 @@ from session_bot.store import Store
 NOW = dt.datetime(2025, 2, 12, 8, 0, tzinfo=dt.UTC)
 
 
-def test_migrations_build_exactly_the_declared_schema(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def test_migrations_build_exactly_the_declared_schema(database_url: str) -> None:
+    store = Store(database_url)
     store.upgrade()
     with store.engine.connect() as c:
         assert compare_metadata(MigrationContext.configure(c), metadata) == []
 
 
-def test_upgrade_from_the_first_revision_keeps_everything(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+def test_upgrade_from_the_first_revision_keeps_everything(database_url: str) -> None:
+    url = database_url
     old = Store(url)
     cfg = old._alembic()
     with old.engine.begin() as c:

@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from session_bot.errors import StoreError
 from session_bot.store import Store, StoreTokenCache
@@ -15,8 +15,8 @@ NOW = dt.datetime(2025, 2, 12, 8, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def store(database_url: str) -> Store:
+    s = Store(database_url)
     s.ensure_schema()
     return s
 
@@ -93,19 +93,19 @@ def test_zoom_call_counter_per_utc_day(store: Store) -> None:
     assert store.zoom_calls_on(NOW.date()) == {"create": 1, "update": 1}
 
 
-def test_token_cache_is_shared_between_store_instances(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+def test_token_cache_is_shared_between_store_instances(database_url: str) -> None:
+    url = database_url
     a, b = Store(url), Store(url)
     a.ensure_schema()
     StoreTokenCache(a, lambda: NOW).save("tok-123", NOW + dt.timedelta(hours=1))
     assert StoreTokenCache(b, lambda: NOW).load() == ("tok-123", NOW + dt.timedelta(hours=1))
 
 
-def test_outdated_schema_is_refused_and_upgrade_fixes_it(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+def test_outdated_schema_is_refused_and_upgrade_fixes_it(database_url: str) -> None:
+    url = database_url
     store = Store(url)
     store.ensure_schema()
-    with create_engine(url).begin() as c:
+    with store.engine.begin() as c:
         c.execute(text("UPDATE alembic_version SET version_num = 'old'"))
     with pytest.raises(StoreError, match="session-bot db upgrade"):
         Store(url).ensure_schema()

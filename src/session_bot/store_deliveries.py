@@ -84,11 +84,17 @@ class DeliveryQueries:
                 literal("pending"),
                 literal(0),
             ).where(subscribers.c.status == "confirmed")
-            n = c.execute(
+            c.execute(
                 insert(deliveries).from_select(
                     ["mailing_id", "subscriber_id", "email", "status", "attempts"], src
                 )
-            ).rowcount
+            )
+            # Counted, not taken from rowcount: psycopg reports -1 for INSERT … SELECT.
+            n = c.execute(
+                select(func.count())
+                .select_from(deliveries)
+                .where(deliveries.c.mailing_id == mailing_id)
+            ).scalar_one()
             c.execute(update(mailings).where(mailings.c.id == mailing_id).values(recipients=n))
         return int(mailing_id), True
 
