@@ -11,11 +11,15 @@ from session_bot.runner import state_from_store
 from session_bot.settings import Settings
 from session_bot.timeline import SessionState, due_actions, next_due, upcoming
 
+HELD_REASON = "no topic in the plan yet: invitation held, the organiser is alerted daily"
+
 
 def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str, Any]:
     store = wiring.open_store(settings)
     state = state_from_store(store)
     sessions = []
+    held: list[dict[str, str]] = []
+    skipped: list[dict[str, str]] = []
     for occ in upcoming(now, plan, 120):
         st = state.get(occ.key, SessionState())
         row = store.get_session(occ.key)
@@ -43,11 +47,26 @@ def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str
         if not occ.skip_reason and not occ.has_topic and not occ.cancelled:
             entry["held"] = now >= occ.invitation_at
         sessions.append(entry)
+        if entry.get("held"):
+            held.append(
+                {
+                    "key": occ.key,
+                    "start": occ.start.isoformat(),
+                    "invitation_due": occ.invitation_at.isoformat(),
+                    "reason": HELD_REASON,
+                }
+            )
+        if occ.skip_reason:
+            skipped.append(
+                {"key": occ.key, "start": occ.start.isoformat(), "reason": occ.skip_reason}
+            )
     nd = next_due(now, plan, state)
     last = store.last_run()
     return {
         "now": now.isoformat(),
         "sessions": sessions,
+        "held": held,
+        "skipped": skipped,
         "due_now": [a.describe() for a in due_actions(now, plan, state)],
         "next_due": nd.isoformat() if nd else None,
         "last_run": {
@@ -86,19 +105,35 @@ def format_status(data: dict[str, Any]) -> str:
                 state += "; HELD: no topic in the plan"
         lines.append(f"  {s['start'][:16]}  {s['topic'] or '(no topic yet)'}")
         lines.append(f"      {state}")
+    if data.get("held"):
+        lines.append("")
+        lines.append("Held (need the organiser):")
+        for h in data["held"]:
+            lines.append(
+                f"  {h['start'][:16]}  {h['key']}: {h['reason']} (due since {h['invitation_due'][:16]})"
+            )
+    if data.get("skipped"):
+        lines.append("")
+        lines.append("Skipped:")
+        for k in data["skipped"]:
+            lines.append(f"  {k['start'][:10]}  {k['reason']}")
     lines.append("")
     lines.append("Due now: " + ("; ".join(data["due_now"]) if data["due_now"] else "nothing"))
     lines.append(f"Next due: {data['next_due'] or 'nothing planned'}")
     run = data["last_run"]
-    lines.append(
-        f"Last run: {run['started_at']} ({run['trigger']}): {run['outcome']} — {run['summary']}"
-        if run
-        else "Last run: never"
-    )
+    if run is None:
+        lines.append("Last run: never")
+    else:
+        outcome = (run["outcome"] or "unfinished").upper()
+        lines.append(
+            f"Last run: {outcome} at {run['started_at']} ({run['trigger']}): {run['summary'] or ''}"
+        )
     d = data["deliveries"]
     lines.append("Deliveries: " + (", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "none"))
     subs = data["subscribers"]
     lines.append("Subscribers: " + ", ".join(f"{k} {v}" for k, v in subs.items()))
+    if subs.get("bounced"):
+        lines.append(f"Bounced subscribers: {subs['bounced']} (they get no more mail)")
     calls = data["zoom_calls_today"]
     lines.append(f"Zoom create/update calls today (UTC): {sum(calls.values())} of 100")
     return "\n".join(lines)

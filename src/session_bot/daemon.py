@@ -1,0 +1,530 @@
+"""`session-bot serve`: the reconcile loop on a schedule, the web app, signals, one instance.
+
+Jobs are rebuilt from the plan, never stored: one job at ``timeline.next_due`` (rescheduled after
+every run), an hourly safety tick (retries, missed moments, a clock that jumped), and a cheap
+check of the plan file's mtime/size/hash. All jobs run in one worker thread, so a run, a plan
+reload and the next run never overlap; the web thread's admin run waits for the same mutex.
+
+Signals: SIGHUP reloads the plan and rebuilds the jobs; SIGTERM/SIGINT stop taking new work,
+let the message in flight finish (the rest of a mailing stays pending, recorded in the store,
+and goes out after the restart) and exit 0 within seconds.
+
+The scheduler runs on wall time; ``clock`` is what the runner and the web app see and must be the
+system clock outside tests (year-long schedules are tested by driving ``Runner.run`` directly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from session_bot import wiring
+from session_bot.alerts import Alerter, make_alerter
+from session_bot.errors import ConfigError, LockBusy, PlanError, SessionBotError
+from session_bot.lock import FileLock
+from session_bot.mailer import SendResult, Transport
+from session_bot.plan import Plan, load_plan
+from session_bot.runner import Runner, RunReport, state_from_store
+from session_bot.settings import Settings
+from session_bot.store import Store
+from session_bot.timeline import next_due
+from session_bot.zoom import ZoomClient
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+
+TICK_SECONDS = 3600.0
+PLAN_CHECK_SECONDS = 30.0
+STOP_GRACE_SECONDS = 20.0
+
+
+def daemon_lock(settings: Settings) -> FileLock:
+    """The single-instance lock: next to the SQLite file (``var/daemon.lock`` by default)."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        where = Path(url.removeprefix("sqlite:///")).parent
+    else:
+        where = settings.var_dir
+    return FileLock(where / "daemon.lock", "daemon")
+
+
+def acquire_daemon_lock(settings: Settings) -> FileLock:
+    lock = daemon_lock(settings)
+    try:
+        return lock.acquire(timeout=0)
+    except LockBusy:
+        holder = lock.path.read_text(errors="replace").strip() or "another process"
+        raise LockBusy(
+            f"another `session-bot serve` is already running on this database ({holder}; lock "
+            f"{lock.path}; database {settings.resolved_database_url}). Only one daemon may act "
+            "on a SQLite database. Stop the other one first (e.g. `systemctl stop session-bot`), "
+            "or give this one its own SESSION_BOT_VAR_DIR / SESSION_BOT_DATABASE_URL."
+        ) from None
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn waking once a second instead of ten times: a daemon should idle quietly."""
+
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):
+            counter += 10  # on_tick refreshes the Date header whenever counter % 10 == 0
+            await asyncio.sleep(1.0)
+
+
+class StoppableTransport:
+    """Passes messages on until shutdown starts; then answers "try later" without sending.
+
+    The delivery loop records those rows as pending with a retry time, so a stop never loses a
+    message and never leaves more than the one in flight ambiguous.
+    """
+
+    def __init__(self, inner: Transport, stopping: threading.Event) -> None:
+        self.inner = inner
+        self.stopping = stopping
+        self.description = inner.description
+
+    def send(self, sender: str, recipient: str, message: bytes) -> SendResult:
+        if self.stopping.is_set():
+            return SendResult("temporary", None, "not sent: session-bot is stopping; resumes later")
+        return self.inner.send(sender, recipient, message)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def report_dict(report: RunReport) -> dict[str, Any]:
+    return {
+        "ok": not report.delivery.permanent,
+        "trigger": report.trigger,
+        "started_at": report.started_at.isoformat(),
+        "summary": report.summary(),
+        "done": report.done,
+        "held": report.held,
+        "meetings_created": report.meetings_created,
+        "mailings_frozen": report.mailings_frozen,
+        "sent": report.delivery.sent,
+        "temporary": report.delivery.temporary,
+        "failed": report.delivery.permanent,
+    }
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """Bind before anything starts, so a busy port is a clear error and port 0 works."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another port with "
+            "`serve --port` or SESSION_BOT_PORT, or stop what uses it"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass
+class _PlanFile:
+    path: Path
+    stat: tuple[int, int] | None = None
+    digest: str | None = None
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def remember(self) -> None:
+        self.stat = self._stat()
+        self.digest = self._digest()
+
+    def _digest(self) -> str | None:
+        try:
+            return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    def changed(self) -> bool:
+        """True once per real change: a touch without new content is not a change."""
+        st = self._stat()
+        if st == self.stat:
+            return False
+        self.stat = st
+        digest = self._digest()
+        if digest == self.digest:
+            return False
+        self.digest = digest
+        return True
+
+
+class Daemon:
+    """The long-running process behind `session-bot serve`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        plan_path: Path,
+        clock: Clock,
+        sandbox: bool = False,
+        host: str | None = None,
+        port: int | None = None,
+        tick_seconds: float = TICK_SECONDS,
+        plan_check_seconds: float = PLAN_CHECK_SECONDS,
+        stop_grace: float = STOP_GRACE_SECONDS,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.sandbox_mode = sandbox
+        self.host = host or settings.host
+        self.port = settings.port if port is None else port
+        self.tick_seconds = tick_seconds
+        self.plan_check_seconds = plan_check_seconds
+        self.stop_grace = stop_grace
+        self.plan_file = _PlanFile(plan_path)
+        self.stopping = threading.Event()
+        self._wake = threading.Event()
+        self._signals: list[int] = []
+        self._mutex = threading.Lock()  # one run or reload at a time inside this process
+        self._stack = contextlib.ExitStack()
+        self._scheduled: dt.datetime | None = None
+        self.web_url = ""
+        # Set by start():
+        self.plan: Plan
+        self.store: Store
+        self.zoom: ZoomClient
+        self.transport: StoppableTransport
+        self.runner: Runner
+        self.alerter: Alerter
+        self.scheduler: BackgroundScheduler | None = None
+        self._web_server: QuietServer | None = None
+        self._web_thread: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Take the instance lock, build everything, start web and scheduler; raise on problems."""
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _start(self) -> None:
+        settings = self.settings
+        self._stack.callback(acquire_daemon_lock(settings).release)
+        self.plan = load_plan(self.plan_file.path)
+        self.plan_file.remember()
+        self.store = wiring.open_store(settings)
+        self._stack.callback(self.store.close)
+        if self.sandbox_mode:
+            from session_bot.zoom_sandbox import ZoomSandbox
+
+            sandbox = ZoomSandbox(state_file=wiring.var_path(settings, "zoom-sandbox.json"))
+            sandbox.start()
+            self._stack.callback(sandbox.stop)
+            self.zoom = wiring.make_zoom(
+                settings,
+                self.store,
+                self.clock,
+                api_url=sandbox.api_url,
+                oauth_url=sandbox.oauth_url,
+                sandbox_credentials=True,
+            )
+            zoom_desc = f"Zoom sandbox at {sandbox.base_url}"
+        else:
+            self.zoom = wiring.make_zoom(settings, self.store, self.clock)
+            zoom_desc = f"Zoom API {settings.zoom_api_url}"
+        self._stack.callback(self.zoom.close)
+        self.transport = StoppableTransport(wiring.make_transport(settings), self.stopping)
+        self._stack.callback(self.transport.close)
+        self.alerter = make_alerter(settings, self.plan, self.store, self.transport)
+        self.runner = self._build_runner(self.plan)
+        sock = listen_socket(self.host, self.port)
+        self._stack.callback(sock.close)
+        self._start_web(sock)
+        self._start_scheduler()
+        db = self.store.engine.url.render_as_string(hide_password=True)
+        log.info(
+            "daemon started (pid %s): plan %s, database %s, %s, mail via %s, web %s",
+            os.getpid(),
+            self.plan_file.path,
+            db,
+            zoom_desc,
+            self.transport.description,
+            self.web_url,
+        )
+
+    def _build_runner(self, plan: Plan) -> Runner:
+        runner = wiring.build_runner(
+            self.settings, plan, self.store, self.zoom, self.clock, transport=self.transport
+        )
+        runner.on_hold = self.alerter
+        runner.worker = f"daemon-{os.getpid()}"
+        return runner
+
+    def _start_web(self, sock: socket.socket) -> None:
+        from session_bot.web import create_app
+        from session_bot.web_deps import WebContext
+
+        settings = self.settings
+        ctx = WebContext(
+            settings=settings,
+            store=self.store,
+            clock=self.clock,
+            plan=lambda: self.plan,
+            # A fresh transport per use: the runner's SMTP connection belongs to its thread.
+            transport=lambda: wiring.make_transport(settings),
+            secret_key=wiring.secret_key(settings),
+            trigger_run=self.admin_run,
+            role="leader",
+        )
+        config = uvicorn.Config(
+            create_app(ctx),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+            timeout_graceful_shutdown=3,
+        )
+        server = QuietServer(config)
+        host, port = sock.getsockname()[:2]
+        self.web_url = f"http://{host}:{port}"
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="web")
+        thread.start()
+        self._web_server, self._web_thread = server, thread
+        log.info("web: listening on %s", self.web_url)
+
+    def _start_scheduler(self) -> None:
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=dt.UTC,
+        )
+        self.scheduler.add_job(
+            self._job_run,
+            IntervalTrigger(seconds=self.tick_seconds, timezone=dt.UTC),
+            args=["tick"],
+            id="safety-tick",
+        )
+        self.scheduler.add_job(
+            self._job_check_plan,
+            IntervalTrigger(seconds=self.plan_check_seconds, timezone=dt.UTC),
+            id="plan-check",
+        )
+        # Catch up at once on whatever fell due while the daemon was down.
+        self.scheduler.add_job(self._job_run, args=["start"], id="start")
+        self.scheduler.start()
+
+    def serve(self) -> int:
+        """Run until SIGTERM/SIGINT; SIGHUP reloads the plan. Returns the exit code."""
+        previous = {
+            sig: signal.signal(sig, self._on_signal)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        }
+        try:
+            self.start()
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                pending, self._signals = self._signals, []
+                if signal.SIGTERM in pending or signal.SIGINT in pending:
+                    name = "SIGTERM" if signal.SIGTERM in pending else "SIGINT"
+                    log.info("%s: stopping after the message in flight", name)
+                    break
+                if signal.SIGHUP in pending:
+                    log.info("SIGHUP: reloading the plan and rebuilding the jobs")
+                    assert self.scheduler is not None
+                    self.scheduler.add_job(self._job_reload, args=["SIGHUP"], id="reload")
+            finished = self.stop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if not finished:
+            # A Zoom call or SMTP server that hangs must not keep systemd waiting; every
+            # delivery row's state is in the store already.
+            logging.shutdown()
+            os._exit(0)
+        return 0
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # Only flag it: the main loop acts outside the signal handler.
+        self._signals.append(signum)
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        """Ask ``serve`` to stop, as SIGTERM would (for embedding and tests)."""
+        self._signals.append(signal.SIGTERM)
+        self._wake.set()
+
+    def stop(self) -> bool:
+        """Stop new work, wait for the run in flight (bounded), then close everything.
+
+        Returns False if the run in flight did not finish within the grace period.
+        """
+        self.stopping.set()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        finished = self._mutex.acquire(timeout=self.stop_grace)
+        if finished:
+            self._mutex.release()
+        else:
+            log.warning("the run in flight did not finish within %.0f s", self.stop_grace)
+        if self._web_server is not None:
+            self._web_server.should_exit = True
+        if self._web_thread is not None:
+            self._web_thread.join(timeout=5)
+        if finished:
+            self._stack.close()
+        log.info("daemon stopped")
+        return finished
+
+    # --- jobs --------------------------------------------------------------------------------
+    def _job_run(self, trigger: str) -> None:
+        self.run_once(trigger)
+
+    def run_once(
+        self, trigger: str, *, lock_timeout: float | None = None, raise_busy: bool = False
+    ) -> dict[str, Any]:
+        """One reconcile under the run lock; never raises for user-fixable problems."""
+        timeout = self.settings.lock_timeout if lock_timeout is None else lock_timeout
+        if not self._mutex.acquire(timeout=timeout):
+            err = LockBusy(f"a run is already in progress in this daemon; waited {timeout:.0f} s")
+            if raise_busy:
+                raise err
+            return {"ok": False, "error": str(err)}
+        try:
+            if self.stopping.is_set():
+                return {"ok": False, "error": "the daemon is stopping"}
+            return self._run_locked(trigger, timeout, raise_busy)
+        finally:
+            self._mutex.release()
+            self._schedule_next()
+
+    def _run_locked(self, trigger: str, timeout: float, raise_busy: bool) -> dict[str, Any]:
+        runner = self.runner
+        try:
+            with wiring.run_lock(self.settings).acquire(timeout=timeout):
+                report = runner.run(trigger)
+        except LockBusy as exc:
+            log.warning("run (%s) skipped: %s", trigger, exc)
+            if raise_busy:
+                raise
+            return {"ok": False, "error": str(exc)}
+        except SessionBotError as exc:
+            log.error("run (%s) failed: %s", trigger, exc)
+            self.alerter.run_failed(exc, self.clock(), runner.plan)
+            return {"ok": False, "error": str(exc)}
+        except Exception as exc:
+            # The daemon's outermost boundary: a bug in one run must not end the schedule.
+            log.exception("run (%s) crashed", trigger)
+            self.alerter.run_failed(exc, self.clock(), runner.plan)
+            return {"ok": False, "error": f"internal error ({type(exc).__name__}); see the log"}
+        if not report.nothing_to_do or trigger != "tick":
+            log.info("run (%s): %s", trigger, report.summary())
+        return report_dict(report)
+
+    def admin_run(self, trigger: str) -> dict[str, Any]:
+        """POST /admin/run: a run now; LockBusy (→ 409) if another actor holds the lock."""
+        return self.run_once(trigger, raise_busy=True)
+
+    def _job_check_plan(self) -> None:
+        if self.plan_file.changed():
+            log.info("plan file %s changed", self.plan_file.path)
+            self.reload_plan("file changed")
+
+    def _job_reload(self, reason: str) -> None:
+        self.plan_file.remember()
+        self.reload_plan(reason)
+
+    def reload_plan(self, reason: str) -> bool:
+        """Load the plan again and rebuild the jobs; a broken plan keeps the previous one."""
+        try:
+            plan = load_plan(self.plan_file.path)
+        except PlanError as exc:
+            log.error("plan not reloaded (%s), keeping the previous one: %s", reason, exc)
+            return False
+        with self._mutex:
+            self.plan = plan
+            self.alerter.plan_source = plan.source
+            self.runner = self._build_runner(plan)
+        self._schedule_next(force_log=True)
+        log.info("plan reloaded (%s): %d series; jobs rebuilt", reason, len(plan.series))
+        return True
+
+    def _schedule_next(self, force_log: bool = False) -> None:
+        """(Re)place the job at the next due moment of the current plan and state."""
+        if self.stopping.is_set() or self.scheduler is None:
+            return
+        due = next_due(self.clock(), self.plan, state_from_store(self.store))
+        if due is None:
+            with contextlib.suppress(JobLookupError):
+                self.scheduler.remove_job("next-due")
+        else:
+            self.scheduler.add_job(
+                self._job_run,
+                DateTrigger(run_date=due, timezone=dt.UTC),
+                args=["schedule"],
+                id="next-due",
+                replace_existing=True,
+            )
+        if due != self._scheduled or force_log:
+            self._scheduled = due
+            if due is None:
+                log.info("next due: nothing planned")
+            else:
+                local = due.astimezone(self.plan.series[0].zone)
+                log.info("next due: %s (%s)", due.isoformat(), f"{local:%Y-%m-%d %H:%M %Z}")
+
+    @property
+    def scheduled(self) -> dt.datetime | None:
+        """The moment the next-due job fires (None: nothing planned)."""
+        return self._scheduled
+
+
+def serve(
+    settings: Settings,
+    *,
+    plan_path: Path,
+    clock: Clock,
+    sandbox: bool = False,
+    host: str | None = None,
+    port: int | None = None,
+    plan_check_seconds: float = PLAN_CHECK_SECONDS,
+) -> int:
+    """`session-bot serve`: blocks until stopped; returns the exit code."""
+    daemon = Daemon(
+        settings,
+        plan_path=plan_path,
+        clock=clock,
+        sandbox=sandbox,
+        host=host,
+        port=port,
+        plan_check_seconds=plan_check_seconds,
+    )
+    return daemon.serve()

@@ -1,0 +1,104 @@
+"""The web app: health, the admin API, and the subscriber pages (``web_subscribe``).
+
+``create_app`` takes everything it needs as a :class:`WebContext`; the daemon builds one, tests
+build their own. Routes reach it through the ``Ctx`` dependency, never through globals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import logging
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from session_bot.errors import LockBusy, SessionBotError
+from session_bot.runner import state_from_store
+from session_bot.timeline import next_due
+from session_bot.web_deps import Ctx, WebContext
+
+log = logging.getLogger(__name__)
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.datetime) else value
+
+
+def _bearer_ok(header: str | None, expected: str) -> bool:
+    if not header:
+        return False
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    # Constant-time: the comparison must not reveal how much of the token was right.
+    return hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+def health(ctx: WebContext) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body) of /healthz: the database answers, the last run, the next due moment."""
+    now = ctx.clock()
+    try:
+        last = ctx.store.last_run()
+        nd = next_due(now, ctx.plan(), state_from_store(ctx.store))
+    except (SQLAlchemyError, SessionBotError) as exc:
+        log.error("health check failed: %s", exc)
+        return 503, {"ok": False, "role": ctx.role, "error": type(exc).__name__}
+    return 200, {
+        "ok": True,
+        "role": ctx.role,
+        "now": now.isoformat(),
+        "last_run": {k: _iso(v) for k, v in last.items()} if last else None,
+        "next_due": nd.isoformat() if nd else None,
+    }
+
+
+def create_app(ctx: WebContext) -> FastAPI:
+    app = FastAPI(
+        title="session-bot",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # nothing to advertise to the public
+    )
+    app.state.ctx = ctx
+
+    @app.get("/healthz")
+    def healthz(ctx: Ctx) -> JSONResponse:
+        status, body = health(ctx)
+        return JSONResponse(body, status_code=status)
+
+    @app.post("/admin/run")
+    def admin_run(ctx: Ctx, authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
+        configured = ctx.settings.admin_token
+        if configured is None:
+            return JSONResponse(
+                {"ok": False, "error": "SESSION_BOT_ADMIN_TOKEN is not set; the admin API is off"},
+                status_code=503,
+            )
+        if not _bearer_ok(authorization, configured.get_secret_value()):
+            log.warning("admin API: request without a valid bearer token refused")
+            return JSONResponse(
+                {"ok": False, "error": "a valid `Authorization: Bearer <token>` is required"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if ctx.trigger_run is None:
+            return JSONResponse(
+                {"ok": False, "error": "this process runs no reconcile loop"}, status_code=503
+            )
+        log.info("admin API: run requested")
+        try:
+            result = ctx.trigger_run("admin")
+        except LockBusy as exc:
+            return JSONResponse({"ok": False, "error": str(exc)}, status_code=409)
+        return JSONResponse(result, status_code=200 if result.get("ok", True) else 500)
+
+    try:
+        from session_bot.web_subscribe import router
+    except ImportError:  # being written alongside; the health and admin routes work without it
+        log.debug("web_subscribe not available; subscriber pages are off")
+    else:
+        app.include_router(router)
+    return app
