@@ -422,7 +422,10 @@ class Renderer:
         )
         attendee: tuple[str | None, str] | str | None = None
         if calendar != "PUBLISH":
-            attendee = "slot" if recipient is None else (recipient.name, recipient.email)
+            if recipient is None:
+                attendee = "slot"
+            else:
+                attendee = (clean_line(recipient.name or "") or None, recipient.email)
         data = ics.build_calendar(event, method=calendar, now=now, attendee=attendee)  # type: ignore[arg-type]
         return MailParts(
             subject=(_TEST_PREFIX if test_send else "") + subject,
@@ -614,7 +617,7 @@ class Renderer:
         outer, inner = f"=_sb_{digest[:24]}_m", f"=_sb_{digest[:24]}_a"
         qp_head = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
         alternative: list[Segment] = [
-            f'Content-Type: multipart/alternative; boundary="{inner}"\r\n\r\n'.encode(),
+            f'Content-Type: multipart/alternative;\r\n boundary="{inner}"\r\n\r\n'.encode(),
             f"--{inner}\r\n{qp_head.format('plain')}".encode(),
             *split_slots(parts.text, "text"),
             f"\r\n--{inner}\r\n{qp_head.format('html')}".encode(),
@@ -633,11 +636,11 @@ class Renderer:
             else:
                 cal = base64.encodebytes(parts.ics).replace(b"\n", b"\r\n")
             body = [
-                f'Content-Type: multipart/mixed; boundary="{outer}"\r\n\r\n--{outer}\r\n'.encode(),
+                f'Content-Type: multipart/mixed;\r\n boundary="{outer}"\r\n\r\n--{outer}\r\n'.encode(),
                 *alternative,
                 (
                     f"\r\n--{outer}\r\n"
-                    f'Content-Type: text/calendar; charset="utf-8"; method={method}; name="{fname}"\r\n'
+                    f'Content-Type: text/calendar; charset="utf-8"; method={method};\r\n name="{fname}"\r\n'
                     f'Content-Disposition: attachment; filename="{fname}"\r\n'
                     "Content-Transfer-Encoding: base64\r\n\r\n"
                 ).encode(),
@@ -674,8 +677,8 @@ class Renderer:
         c = self.config
         fold = policy.SMTP.fold
         out = [
-            f"From: {format_address(c.from_name, c.from_email)}\r\n",
-            f"Reply-To: {format_address(None, c.reply_to)}\r\n" if c.reply_to else "",
+            f"From: {format_address(c.from_name, c.from_email, 'From')}\r\n",
+            f"Reply-To: {format_address(None, c.reply_to, 'Reply-To')}\r\n" if c.reply_to else "",
             fold("Subject", clean_line(parts.subject)),
             "MIME-Version: 1.0\r\n",
             f"Content-Language: {lang}\r\n",

@@ -86,7 +86,7 @@ def fill_tokens(rendered: str, values: dict[str, str]) -> str:
     return _TOKEN_RE.sub(lambda m: values[m.group(1)], rendered)
 
 
-def format_address(name: str | None, email: str) -> str:
+def format_address(name: str | None, email: str, header: str = "To") -> str:
     """An address header value; non-ASCII names as RFC 2047 encoded-words, folded with CRLF."""
     if not _ADDR_SPEC.match(email):
         raise ValueError(f"{email!r} is not a plain mail address")
@@ -95,7 +95,7 @@ def format_address(name: str | None, email: str) -> str:
         return email
     if name.isascii():
         return formataddr((name, email))
-    encoded = Header(name, "utf-8").encode(linesep="\r\n", maxlinelen=76)
+    encoded = Header(name, "utf-8", header_name=header).encode(linesep="\r\n", maxlinelen=78)
     return f"{encoded} <{email}>"
 
 
