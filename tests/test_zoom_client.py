@@ -681,3 +681,10 @@ def test_a_meeting_made_in_berlin_winter_and_summer(client: ZoomClient) -> None:
     summer = client.create_meeting(session_request(dt.date(2025, 6, 25)))
     assert winter.local_start == dt.datetime(2025, 2, 26, 12, 30, tzinfo=BERLIN)
     assert summer.start_time == dt.datetime(2025, 6, 25, 10, 30, tzinfo=UTC)
+
+
+def test_a_client_that_is_not_used_calls_nothing(sandbox: ZoomSandbox, clock: FakeClock) -> None:
+    """A re-run with nothing to do must not touch Zoom: not even for a token."""
+    with make_client(sandbox, clock):
+        pass
+    assert sandbox.requests == []
