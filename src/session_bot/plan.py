@@ -117,12 +117,12 @@ class Series(_Model):
     organiser: Person
     reply_to: str | None = None
     alternative_hosts: tuple[str, ...] = ()
-    lead: Lead = Lead()
+    lead: Lead = Field(default_factory=Lead)
     holidays: HolidayRule | None = None
     breaks: tuple[int, ...] = ()
     exceptions: tuple[dt.date, ...] = ()
     calendar_method: Literal["publish", "request"] = "publish"
-    texts: Texts = Texts()
+    texts: Texts = Field(default_factory=Texts)
     sessions: dict[dt.date, SessionContent] = Field(default_factory=dict)
 
     @field_validator("timezone")

@@ -94,7 +94,7 @@ def meeting_request(occ: Occurrence) -> MeetingRequest:
         ", ".join(p for p in (s.name, s.role, s.organisation) if p)
         for s in (content.speakers if content else ())
     )
-    agenda = f"{marker(occ.series.id, occ.date)} {occ.content.topic_one_line if content else ''}"
+    agenda = f"{marker(occ.series.id, occ.date)} {content.topic_one_line if content else ''}"
     if speakers:
         agenda += f"\nImpulse: {speakers}"
     topic = f"{occ.series.title} – {content.topic_one_line}" if content else occ.series.title

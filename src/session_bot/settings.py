@@ -116,7 +116,7 @@ class Settings(BaseSettings):
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
     """Build settings, turning validation failures into a ``ConfigError`` that names the variable."""
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **overrides)
     except SettingsError as exc:
         raise ConfigError(f"Invalid settings (environment or .env): {exc}.") from None
     except ValidationError as exc:

@@ -327,8 +327,8 @@ class Store(DeliveryQueries, SubscriberQueries):
         with self.engine.begin() as c:
             return int(
                 c.execute(
-                    insert(runs).values(trigger=trigger, started_at=now)
-                ).inserted_primary_key[0]
+                    insert(runs).values(trigger=trigger, started_at=now).returning(runs.c.id)
+                ).scalar_one()
             )
 
     def finish_run(self, run_id: int, now: dt.datetime, outcome: str, summary: str) -> None:

@@ -103,8 +103,12 @@ def make_zoom(
         dial_in_countries=settings.zoom_dial_in_countries,
         timeout=settings.zoom_timeout,
         token_cache=StoreTokenCache(store, clock),
-        call_counter=lambda kind: store.count_zoom_call(kind, clock()),
+        call_counter=lambda kind: _count(store, kind, clock()),
     )
+
+
+def _count(store: Store, kind: str, now: dt.datetime) -> None:
+    store.count_zoom_call(kind, now)
 
 
 def make_transport(settings: Settings) -> Transport:
