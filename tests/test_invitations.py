@@ -387,3 +387,18 @@ def test_personalised_bytes_go_through_smtplib_to_a_real_server() -> None:
     assert "unsubscribe/t2" in html_part(got["v@example.org"])
     _, ics_bytes = calendar_part(got["v@example.org"])
     assert b"METHOD:PUBLISH" in ics_bytes
+
+
+def test_preview_bytes_and_template_filters(tmp_path: Path) -> None:
+    occ = occurrence(dt.date(2025, 4, 30))
+    reminder = (
+        '{% extends "de/invitation.txt" %}\n{% block subject %}Bald: {{ occ.date|format_date("long") }}'
+        '{% endblock %}\n{% block notice %}Beginn {{ occ.start|format_time("HH:mm") }}\n{% endblock %}\n'
+    )
+    r = renderer(templates_dir=_override(tmp_path, "de/reminder.txt", reminder))
+    mailing = r.render("reminder", occ, None, sequence=0, now=NOW, sample_meeting=True)
+    msg = parse(mailing.preview_bytes(date=NOW))
+    assert msg["Subject"] == "Bald: 30. April 2025"
+    assert text_part(msg).startswith("Beginn 12:30\n")
+    assert str(msg["To"]) == "preview@example.invalid"
+    assert "https://sb.example.org/unsubscribe/preview" in text_part(msg)

@@ -210,7 +210,8 @@ class RenderedMailing:
 
     def preview_bytes(self, *, date: dt.datetime, message_id: str = "<preview@localhost>") -> bytes:
         """The message as an anonymous test recipient would get it (``preview --format eml``)."""
-        to = Recipient(email="preview@example.invalid", name=None, language=self.language)
+        preview_url = self._config.public_url + _PREVIEW_UNSUBSCRIBE
+        to = Recipient("preview@example.invalid", None, self.language, preview_url)
         return self._fill(to, message_id, date)
 
     def _fill(self, recipient: Recipient, message_id: str, date: dt.datetime) -> bytes:
@@ -735,4 +736,4 @@ def _filter_date(ctx: jinja2.runtime.Context, value: dt.date, fmt: str = "full")
 
 @jinja2.pass_context
 def _filter_time(ctx: jinja2.runtime.Context, value: dt.datetime, fmt: str = "short") -> str:
-    return format_time(value, fmt, tzinfo=ctx["_zone"], locale=ctx["language"])
+    return format_time(value, fmt, tzinfo=ctx.get("_zone"), locale=ctx["language"])
