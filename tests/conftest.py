@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from session_bot.clock import ManualClock
 from session_bot.plan import Plan, load_plan
 from session_bot.settings import Settings, load_settings
 from session_bot.store import Store
@@ -30,8 +31,16 @@ def example_plan() -> Plan:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[ZoomSandbox]:
-    with ZoomSandbox(state_file=tmp_path / "zoom.json", join_host=SEED_JOIN_HOST) as sb:
+def clock() -> ManualClock:
+    """The tests' clock, shared by session-bot and the sandbox; starts at the seed invitation."""
+    return ManualClock(SEED_INVITATION_AT)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, clock: ManualClock) -> Iterator[ZoomSandbox]:
+    with ZoomSandbox(
+        state_file=tmp_path / "zoom.json", join_host=SEED_JOIN_HOST, clock=clock
+    ) as sb:
         yield sb
 
 

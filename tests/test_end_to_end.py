@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import mailbox
 import os
 import subprocess
@@ -21,7 +22,7 @@ from session_bot.plan import Plan
 from session_bot.settings import Settings
 from session_bot.store import Store
 from session_bot.zoom_sandbox import ZoomSandbox
-from tests.conftest import EXAMPLE_PLAN, ROOT, SEED_INVITATION_AT, SEED_MEETING
+from tests.conftest import EXAMPLE_PLAN, ROOT, SEED_MEETING
 from tests.smtp_server import SmtpServer
 
 SUBSCRIBERS = ROOT / "examples" / "subscribers.csv"
@@ -68,9 +69,8 @@ def check_invitation(msg: EmailMessage) -> None:
 
 
 def test_runner_creates_meeting_and_delivers_to_the_outbox_once(
-    settings: Settings, example_plan: Plan, store: Store, sandbox: ZoomSandbox
+    settings: Settings, example_plan: Plan, store: Store, sandbox: ZoomSandbox, clock: ManualClock
 ) -> None:
-    clock = ManualClock(SEED_INVITATION_AT)
     assert seed_subscribers(store, SUBSCRIBERS, clock()) == 5
     sandbox.queue_meeting(**SEED_MEETING)  # type: ignore[arg-type]
     outbox = settings.var_dir / "outbox"
@@ -80,6 +80,8 @@ def test_runner_creates_meeting_and_delivers_to_the_outbox_once(
     assert report.meetings_created == 1 and report.delivery.sent == 5
     assert sandbox.create_calls == 1
     assert list(sandbox.meetings) == [66547677759]
+    created = sandbox.meetings[66547677759]
+    assert (created["start_time"], created["timezone"]) == ("2025-02-26T11:30:00Z", "Europe/Berlin")
 
     box = mailbox.Maildir(str(outbox), create=False)
     messages = [email.message_from_bytes(m.as_bytes(), policy=email.policy.default) for m in box]
@@ -111,9 +113,8 @@ def test_runner_creates_meeting_and_delivers_to_the_outbox_once(
 
 
 def test_runner_delivers_over_real_smtp(
-    settings: Settings, example_plan: Plan, store: Store, sandbox: ZoomSandbox
+    settings: Settings, example_plan: Plan, store: Store, sandbox: ZoomSandbox, clock: ManualClock
 ) -> None:
-    clock = ManualClock(SEED_INVITATION_AT)
     seed_subscribers(store, SUBSCRIBERS, clock())
     sandbox.queue_meeting(**SEED_MEETING)  # type: ignore[arg-type]
     with SmtpServer() as smtp:
@@ -152,8 +153,9 @@ def test_demo_command_twice(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert "Nothing to do" in second.stdout
     assert len(list(outbox.iterdir())) == 5
-    sandbox_state = (tmp_path / "var" / "zoom-sandbox.json").read_text()
-    assert sandbox_state.count('"join_url"') == 1
+    sandbox_state = json.loads((tmp_path / "var" / "zoom-sandbox.json").read_text())
+    (meeting,) = sandbox_state["meetings"].values()
+    assert meeting["start_time"] == "2025-02-26T11:30:00Z"
 
 
 def test_invalid_plan_sends_nothing(tmp_path: Path) -> None:

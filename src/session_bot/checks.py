@@ -33,7 +33,7 @@ def run_checks(settings: Settings, plan_path: Path | None, echo: Callable[[str],
         store = wiring.open_store(settings)
         try:
             zoom = wiring.make_zoom(settings, store, system_clock)
-            user = zoom.get_user()
+            user = zoom.check()
             echo(f"ok   Zoom: token and host user {user.get('email', settings.zoom_user)}")
         except SessionBotError as exc:
             echo(f"FAIL Zoom: {exc}")
@@ -45,7 +45,7 @@ def run_checks(settings: Settings, plan_path: Path | None, echo: Callable[[str],
     if settings.smtp_configured:
         transport = wiring.make_transport(settings)
         try:
-            transport._connect()  # type: ignore[attr-defined]
+            transport.check()  # type: ignore[attr-defined]
             echo(f"ok   SMTP: {transport.description}")
         except SessionBotError as exc:
             echo(f"FAIL SMTP: {exc}")

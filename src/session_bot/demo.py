@@ -56,7 +56,9 @@ def run_demo(settings: Settings, plan_path: Path, subscribers_csv: Path, now: dt
         typer.echo(f"Added {added} example subscribers from {subscribers_csv}.")
     outbox = settings.resolved_outbox
     with ZoomSandbox(
-        state_file=wiring.var_path(settings, "zoom-sandbox.json"), join_host=SEED_JOIN_HOST
+        state_file=wiring.var_path(settings, "zoom-sandbox.json"),
+        join_host=SEED_JOIN_HOST,
+        clock=clock,  # the sandbox must live at the demo's moment, or 2025 would be the past
     ) as sandbox:
         sandbox.queue_meeting(**SEED_MEETING)  # type: ignore[arg-type]
         zoom = wiring.make_zoom(
