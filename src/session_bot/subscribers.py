@@ -260,6 +260,7 @@ class ConfirmState:
     email: str | None = None
     language: str | None = None
     late_deliveries: int = 0
+    just_now: bool = False  # confirmed by this call (not before)
 
 
 def inspect_confirm_token(store: Store, secret: str, token: str, now: dt.datetime) -> ConfirmState:
@@ -324,7 +325,12 @@ def confirm(
         for mailing_id in store.upcoming_invitation_mailings(now):
             late += int(store.add_delivery(mailing_id, state.subscriber_id))
     return ConfirmState(
-        "confirmed", state.subscriber_id, row["email"], row["language"], late_deliveries=late
+        "confirmed",
+        state.subscriber_id,
+        row["email"],
+        row["language"],
+        late_deliveries=late,
+        just_now=True,
     )
 
 
