@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from session_bot.errors import ConfigError
-from session_bot.invitations import MailConfig, Recipient, Renderer
+from session_bot.invitations import DkimConfig, MailConfig, Recipient, Renderer
 from session_bot.lock import FileLock
 from session_bot.mailer import MaildirTransport, SmtpTransport, Transport
 from session_bot.plan import Plan, Series
@@ -140,6 +140,11 @@ def mail_config(settings: Settings, series: Series) -> MailConfig:
         reply_to=series.reply_to or series.organiser.email,
         message_id_domain=_domain(from_email) if host in ("127.0.0.1", "localhost") else host,
         templates_dir=settings.templates_dir,
+        dkim=DkimConfig.from_file(
+            settings.dkim_key_file, selector=settings.dkim_selector, domain=settings.dkim_domain
+        )
+        if settings.dkim_key_file and settings.dkim_selector and settings.dkim_domain
+        else None,
     )
 
 
