@@ -138,15 +138,21 @@ def preview(
     kind: Annotated[
         str, typer.Option(help="invitation | reminder | update | cancellation")
     ] = "invitation",
+    open_: Annotated[
+        bool, typer.Option("--open", help="Open it in the browser / mail app.")
+    ] = False,
     plan: PlanOpt = None,
     env_file: EnvFile = Path(".env"),
 ) -> None:
     """Show a session's mail as recipients will see it (sample join details if no meeting yet)."""
-    from session_bot.preview import render_preview
+    from session_bot.preview import open_preview, render_preview
 
     try:
         settings = _settings(env_file)
         out = render_preview(settings, _plan(settings, plan), date, format, kind)
+        if open_:
+            typer.echo(f"opened {open_preview(settings, out, format, date)}")
+            return
         sys.stdout.buffer.write(out)
     except SessionBotError as err:
         _fail(err)

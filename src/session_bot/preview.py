@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from session_bot import wiring
 from session_bot.clock import system_clock
@@ -55,3 +56,15 @@ def render_preview(settings: Settings, plan: Plan, date: str, fmt: str, kind: st
         unsubscribe_mailto=mailto,
     )
     return rendered.personalise(sample, message_id="<preview@session-bot.invalid>", date=now)
+
+
+def open_preview(settings: Settings, content: bytes, fmt: str, date: str) -> Path:
+    """Write the preview under var/preview/ and hand it to the desktop's default application."""
+    import webbrowser
+
+    folder = settings.var_dir / "preview"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{date}.{'txt' if fmt == 'text' else fmt}"
+    path.write_bytes(content)
+    webbrowser.open(path.resolve().as_uri())
+    return path
