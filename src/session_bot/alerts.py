@@ -1,7 +1,8 @@
 """Alert mails to the organiser when session-bot needs them (plain text, German or English).
 
 A session whose invitation is due but which has no topic is held; its organiser gets one alert a
-day (per local calendar day of the series) until the plan has a topic. A failing run is reported
+day (per local calendar day of the series, not before the invitation time of day) until the plan
+has a topic. A failing run is reported
 the same way. Alerts go through the transport the runner uses; nothing here speaks SMTP.
 """
 
@@ -157,7 +158,11 @@ class Alerter:
 
     def held(self, occ: Occurrence, now: dt.datetime) -> bool:
         """Alert about a held session unless one went out today; True if one was sent."""
-        local_day = now.astimezone(occ.series.zone).date()
+        local_now = now.astimezone(occ.series.zone)
+        hour, minute = (int(x) for x in occ.series.lead.invitation_time.split(":"))
+        if local_now.time() < dt.time(hour, minute):
+            return False  # no alerts at night: from the invitation time of day on
+        local_day = local_now.date()
         if not self.store.alert_due(f"hold:{occ.key}:{local_day}", now, _KEEP):
             return False
         subject, body = held_text(occ, self.plan_source, occ.series.language)

@@ -9,8 +9,9 @@ Signals: SIGHUP reloads the plan and rebuilds the jobs; SIGTERM/SIGINT stop taki
 let the message in flight finish (the rest of a mailing stays pending, recorded in the store,
 and goes out after the restart) and exit 0 within seconds.
 
-The scheduler runs on wall time; ``clock`` is what the runner and the web app see and must be the
-system clock outside tests (year-long schedules are tested by driving ``Runner.run`` directly).
+The scheduler runs on wall time (``wall``); ``clock`` is what the runner and the web app see. They
+are the same outside tests; a test clock is mapped onto wall time by its offset when scheduling.
+Year-long schedules are tested by driving ``Runner.run`` at every ``next_due`` directly.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from session_bot import wiring
 from session_bot.alerts import Alerter, make_alerter
+from session_bot.clock import system_clock
 from session_bot.errors import ConfigError, LockBusy, PlanError, SessionBotError
 from session_bot.lock import FileLock
 from session_bot.mailer import SendResult, Transport
@@ -48,6 +50,7 @@ from session_bot.settings import Settings
 from session_bot.store import Store
 from session_bot.timeline import next_due
 from session_bot.zoom import ZoomClient
+from session_bot.zoom_sandbox import ZoomSandbox
 
 log = logging.getLogger(__name__)
 
@@ -198,9 +201,11 @@ class Daemon:
         tick_seconds: float = TICK_SECONDS,
         plan_check_seconds: float = PLAN_CHECK_SECONDS,
         stop_grace: float = STOP_GRACE_SECONDS,
+        wall: Clock = system_clock,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.wall = wall
         self.sandbox_mode = sandbox
         self.host = host or settings.host
         self.port = settings.port if port is None else port
@@ -225,6 +230,7 @@ class Daemon:
         self.scheduler: BackgroundScheduler | None = None
         self._web_server: QuietServer | None = None
         self._web_thread: threading.Thread | None = None
+        self.sandbox: ZoomSandbox | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -243,11 +249,10 @@ class Daemon:
         self.store = wiring.open_store(settings)
         self._stack.callback(self.store.close)
         if self.sandbox_mode:
-            from session_bot.zoom_sandbox import ZoomSandbox
-
             sandbox = ZoomSandbox(state_file=wiring.var_path(settings, "zoom-sandbox.json"))
             sandbox.start()
             self._stack.callback(sandbox.stop)
+            self.sandbox = sandbox
             self.zoom = wiring.make_zoom(
                 settings,
                 self.store,
@@ -373,21 +378,22 @@ class Daemon:
         return 0
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        # Only flag it: the main loop acts outside the signal handler.
+        # Only flags: the main loop acts outside the signal handler.
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self.begin_stop()
         self._signals.append(signum)
         self._wake.set()
 
-    def request_stop(self) -> None:
-        """Ask ``serve`` to stop, as SIGTERM would (for embedding and tests)."""
-        self._signals.append(signal.SIGTERM)
-        self._wake.set()
+    def begin_stop(self) -> None:
+        """What SIGTERM does first: no new messages go out from now on (the one in flight does)."""
+        self.stopping.set()
 
     def stop(self) -> bool:
         """Stop new work, wait for the run in flight (bounded), then close everything.
 
         Returns False if the run in flight did not finish within the grace period.
         """
-        self.stopping.set()
+        self.begin_stop()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         finished = self._mutex.acquire(timeout=self.stop_grace)
@@ -445,8 +451,6 @@ class Daemon:
             log.exception("run (%s) crashed", trigger)
             self.alerter.run_failed(exc, self.clock(), runner.plan)
             return {"ok": False, "error": f"internal error ({type(exc).__name__}); see the log"}
-        if not report.nothing_to_do or trigger != "tick":
-            log.info("run (%s): %s", trigger, report.summary())
         return report_dict(report)
 
     def admin_run(self, trigger: str) -> dict[str, Any]:
@@ -486,9 +490,11 @@ class Daemon:
             with contextlib.suppress(JobLookupError):
                 self.scheduler.remove_job("next-due")
         else:
+            # The scheduler fires on wall time; a test clock is mapped by its offset.
+            fire_at = self.wall() + (due - self.clock())
             self.scheduler.add_job(
                 self._job_run,
-                DateTrigger(run_date=due, timezone=dt.UTC),
+                DateTrigger(run_date=fire_at, timezone=dt.UTC),
                 args=["schedule"],
                 id="next-due",
                 replace_existing=True,
