@@ -711,11 +711,9 @@ def parse_csv(data: bytes, source: str) -> tuple[str, list[Parsed], list[Rejecte
                     f"is {shown!r}). Is this a CSV export of the list? Add a header line such as "
                     "`email;name;language` (or `E-Mail;Vorname;Nachname`) and import again."
                 )
-            columns = {"email": next(i for i, c in enumerate(header) if _looks_like_address(c))}
-            if columns["email"] + 1 < len(header):
-                columns["name"] = columns["email"] + 1
-            if columns["email"] + 2 < len(header):
-                columns["language"] = columns["email"] + 2
+            # No header: the address, then (optionally) name and language.
+            at = next(i for i, c in enumerate(header) if _looks_like_address(c))
+            columns = {"email": at, "name": at + 1, "language": at + 2}
             rows: Iterable[tuple[int, list[str]]] = [(start, header), *records]
         else:
             rows = records
