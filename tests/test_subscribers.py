@@ -80,7 +80,7 @@ def test_german_spreadsheet_export_with_bom_semicolons_and_umlauts(
 def test_comma_delimited_without_bom_and_excel_sep_line(store: Store, tmp_path: Path) -> None:
     plain = write(tmp_path, "a.csv", b'email,name,language\na@example.org,"Doe, Jane",en\n')
     assert [p.name for p in imp(store, plain).added] == ["Doe, Jane"]
-    hinted = write(tmp_path, "b.csv", "sep=;\r\nemail;name\r\nb@example.org;Bea\r\n".encode())
+    hinted = write(tmp_path, "b.csv", b"sep=;\r\nemail;name\r\nb@example.org;Bea\r\n")
     report = imp(store, hinted)
     assert [(p.line, p.email) for p in report.added] == [(3, "b@example.org")]
 
