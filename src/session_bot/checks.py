@@ -9,7 +9,7 @@ from pathlib import Path
 from session_bot import wiring
 from session_bot.clock import system_clock
 from session_bot.errors import SessionBotError
-from session_bot.plan import load_plan
+from session_bot.plan import load_plan, occurrences
 from session_bot.settings import Settings
 from session_bot.timeline import upcoming
 
@@ -20,6 +20,14 @@ def run_checks(settings: Settings, plan_path: Path | None, echo: Callable[[str],
     plan = load_plan(plan_path or settings.plan)
     echo(f"ok   plan {plan.source}: {len(plan.series)} series")
     occs = [o for o in upcoming(now, plan, 400) if not o.skip_reason]
+    if not occs:
+        echo("note the plan has no upcoming session; templates are checked against its last ones")
+        occs = [
+            o
+            for series in plan.series
+            for o in list(occurrences(series, series.starts_on, now.date()))[-3:]
+            if not o.skip_reason
+        ]
     for series in plan.series:
         problems = wiring.renderer_factory(settings)(series).check(
             [o for o in occs if o.series.id == series.id], now

@@ -115,13 +115,21 @@ def run(
         the_plan = _plan(settings, plan)
         clock = _clock(_parse_now(now))
         store = wiring.open_store(settings)
-        zoom = wiring.make_zoom(settings, store, clock)
-        runner = wiring.build_runner(settings, the_plan, store, zoom, clock)
         if dry_run:
-            report = runner.run("manual", dry_run=True)
-            for line in report.planned or ["nothing is due"]:
+            # Read-only: no Zoom client, no transport, nothing written.
+            from session_bot.runner import state_from_store
+            from session_bot.timeline import due_actions
+
+            actions = due_actions(clock(), the_plan, state_from_store(store))
+            lines = [a.describe() for a in actions]
+            lines += [
+                f"resume mailing {m.id} ({m.kind} {m.session_key})" for m in store.open_mailings()
+            ]
+            for line in lines or ["nothing is due"]:
                 typer.echo(line)
             return
+        zoom = wiring.make_zoom(settings, store, clock)
+        runner = wiring.build_runner(settings, the_plan, store, zoom, clock)
         with wiring.run_lock(settings).acquire(timeout=settings.lock_timeout):
             report = runner.run("manual")
         typer.echo(report.summary())
