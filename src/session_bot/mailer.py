@@ -1,14 +1,29 @@
 """Mail transports: SMTP and a Maildir outbox, behind one small interface.
 
-Only this module speaks SMTP. It sends bytes it is given; rendering happens elsewhere.
+Only this module speaks SMTP. It sends bytes it is given; rendering happens elsewhere. A transport
+is one connection; ``clone()`` gives another one with the same settings, so the delivery loop can
+run several in parallel threads (see ``delivery.py``).
+
+What a result means for the delivery row:
+
+- ``sent``: the server answered 2xx after the message (it is the server's now);
+- ``temporary``: 4xx, or the connection failed before the end of DATA (nothing was taken), or
+  ``ambiguous``: the connection failed after the message went out and before the answer came
+  back — the server may have taken it, so this is the one case a retry can duplicate;
+- ``permanent``: 5xx for this recipient; ``hard_bounce`` when the mailbox does not exist.
+
+A transport raises ``MailError`` only when it cannot be used at all (connect, TLS, login, or a
+refused envelope sender): then no recipient is to blame and nothing was sent.
 """
 
 from __future__ import annotations
 
 import contextlib
 import mailbox
+import re
 import smtplib
 import ssl
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -16,6 +31,13 @@ from typing import Literal, Protocol
 from session_bot.errors import MailError
 
 Outcome = Literal["sent", "temporary", "permanent"]
+TlsMode = Literal["starttls", "ssl", "none"]
+
+# RFC 3463 enhanced status codes meaning "this address does not exist" (bad mailbox, bad domain,
+# null MX): repeated, they set a subscriber aside. Full mailboxes or policy refusals do not count.
+HARD_BOUNCE_STATUS = frozenset({"5.1.1", "5.1.2", "5.1.10"})
+_ENHANCED = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 @dataclass(frozen=True)
@@ -23,16 +45,43 @@ class SendResult:
     outcome: Outcome
     code: int | None
     response: str
+    # The connection broke after the whole message was sent and before the server's answer.
+    ambiguous: bool = False
+
+    @property
+    def enhanced_status(self) -> str | None:
+        m = _ENHANCED.match(self.response)
+        return m.group(1) if m else None
+
+    @property
+    def hard_bounce(self) -> bool:
+        return self.outcome == "permanent" and self.enhanced_status in HARD_BOUNCE_STATUS
 
 
 class Transport(Protocol):
-    """Sends one finished message to one recipient."""
+    """Sends one finished message to one recipient over one connection."""
 
     description: str
 
     def send(self, sender: str, recipient: str, message: bytes) -> SendResult: ...
 
+    def check(self) -> None:
+        """Connect (and log in) once; raise ``MailError`` with the fix if that fails."""
+        ...
+
+    def clone(self) -> Transport:
+        """Another transport with the same settings and a connection of its own."""
+        ...
+
     def close(self) -> None: ...
+
+
+def classify(code: int) -> Outcome:
+    if 200 <= code < 300:
+        return "sent"
+    if 400 <= code < 500:
+        return "temporary"
+    return "permanent"
 
 
 class MaildirTransport:
@@ -52,53 +101,92 @@ class MaildirTransport:
             ) from None
         self.path = path
         self.description = f"Maildir outbox {path}"
+        # mailbox.Maildir names files with a class-wide counter: one writer at a time.
+        self._lock = threading.Lock()
 
     def send(self, sender: str, recipient: str, message: bytes) -> SendResult:
         # Return-Path/Delivered-To as a local delivery agent would add them.
         envelope = f"Return-Path: <{sender}>\r\nDelivered-To: {recipient}\r\n".encode()
         try:
-            key = self._box.add(envelope + message)
-        except OSError as exc:
-            return SendResult("temporary", None, f"outbox write failed: {exc.strerror}")
+            with self._lock:
+                key = self._box.add(envelope + message)
+        except (OSError, mailbox.Error) as exc:
+            return SendResult("temporary", None, f"outbox write failed: {exc}")
         return SendResult("sent", 250, f"written to outbox as {key}")
+
+    def check(self) -> None:
+        probe = self.path / "tmp" / ".session-bot-check"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise MailError(
+                f"cannot write to the Maildir outbox {self.path} ({exc.strerror}); set "
+                "SESSION_BOT_OUTBOX to a writable directory"
+            ) from None
+
+    def clone(self) -> MaildirTransport:
+        return self  # a local folder gains nothing from more "connections"
 
     def close(self) -> None:
         pass
 
 
-def classify(code: int) -> Outcome:
-    if 200 <= code < 300:
-        return "sent"
-    if 400 <= code < 500:
-        return "temporary"
-    return "permanent"
+class _NotTaken(Exception):
+    """The connection failed or is closing before the end of DATA: nothing was taken."""
+
+    def __init__(self, code: int | None, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
 
 
 class SmtpTransport:
-    """One SMTP connection, opened lazily and reused; reconnects after a drop."""
+    """One SMTP connection, opened lazily and reused for every message; reconnects after a drop."""
 
     def __init__(
         self,
         host: str,
         port: int,
         *,
-        tls: Literal["starttls", "ssl", "none"] = "starttls",
+        tls: TlsMode = "starttls",
         user: str | None = None,
         password: str | None = None,
         timeout: float = 30.0,
         local_hostname: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host, self.port, self.tls = host, port, tls
         self._user, self._password = user, password
         self._timeout = timeout
         self._local_hostname = local_hostname
+        self._ssl_context = ssl_context
         self._conn: smtplib.SMTP | None = None
         self.description = f"SMTP {host}:{port} ({tls})"
+        self.connects = 0  # connections opened so far (reconnects show up here)
+
+    def clone(self) -> SmtpTransport:
+        return SmtpTransport(
+            self.host,
+            self.port,
+            tls=self.tls,
+            user=self._user,
+            password=self._password,
+            timeout=self._timeout,
+            local_hostname=self._local_hostname,
+            ssl_context=self._ssl_context,
+        )
 
     def _connect(self) -> smtplib.SMTP:
-        ctx = ssl.create_default_context()
+        """A new, greeted (and logged-in) connection; ``MailError`` naming the setting to fix."""
+        ctx = self._ssl_context or ssl.create_default_context()
+        where = f"{self.host}:{self.port}"
+        conn: smtplib.SMTP | None = None
         try:
-            conn: smtplib.SMTP
             if self.tls == "ssl":
                 conn = smtplib.SMTP_SSL(
                     self.host,
@@ -115,56 +203,140 @@ class SmtpTransport:
                     conn.starttls(context=ctx)
             if self._user:
                 conn.login(self._user, self._password or "")
+            conn.ehlo_or_helo_if_needed()
         except smtplib.SMTPAuthenticationError:
+            _close_quietly(conn)
             raise MailError(
-                f"the SMTP server {self.host} refused the login for SESSION_BOT_SMTP_USER; check "
+                f"the SMTP server {where} refused the login for SESSION_BOT_SMTP_USER; check "
                 "SESSION_BOT_SMTP_USER and SESSION_BOT_SMTP_PASSWORD"
             ) from None
-        except smtplib.SMTPNotSupportedError:
+        except smtplib.SMTPNotSupportedError as exc:
+            _close_quietly(conn)
+            what = "AUTH" if self._user and "auth" in str(exc).lower() else "STARTTLS"
+            fix = (
+                "unset SESSION_BOT_SMTP_USER if this server needs no login, or use its submission "
+                "port"
+                if what == "AUTH"
+                else "set SESSION_BOT_SMTP_TLS=ssl (port 465) or, only on a trusted network, none"
+            )
+            raise MailError(f"the SMTP server {where} does not offer {what}; {fix}") from None
+        except ssl.SSLError as exc:
+            _close_quietly(conn)
             raise MailError(
-                f"the SMTP server {self.host}:{self.port} does not offer STARTTLS; set "
-                "SESSION_BOT_SMTP_TLS=ssl (port 465) or, only on a trusted network, none"
+                f"TLS with the SMTP server {where} failed ({exc.reason or exc}); check "
+                "SESSION_BOT_SMTP_TLS (starttls for port 587, ssl for 465) and the server's "
+                "certificate"
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
+            _close_quietly(conn)
             raise MailError(
-                f"cannot connect to SMTP server {self.host}:{self.port} ({exc}); check "
+                f"cannot connect to SMTP server {where} ({_describe(exc)}); check "
                 "SESSION_BOT_SMTP_HOST/_PORT/_TLS"
             ) from None
+        self.connects += 1
         return conn
 
+    def check(self) -> None:
+        conn = self._connect()
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            conn.quit()
+
     def send(self, sender: str, recipient: str, message: bytes) -> SendResult:
+        reused = self._conn is not None
         if self._conn is None:
             self._conn = self._connect()
         try:
-            refused = self._conn.sendmail(sender, [recipient], message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, msg = exc.recipients[recipient]
-            return SendResult(classify(code), code, msg.decode(errors="replace"))
-        except smtplib.SMTPResponseException as exc:
-            if exc.smtp_code == 421:
-                self._drop()
-            msg = (
-                exc.smtp_error.decode(errors="replace")
-                if isinstance(exc.smtp_error, bytes)
-                else str(exc.smtp_error)
-            )
-            return SendResult(classify(exc.smtp_code), exc.smtp_code, msg)
-        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
+            return self._transaction(self._conn, sender, recipient, message)
+        except _NotTaken as exc:
             self._drop()
-            return SendResult("temporary", None, f"connection lost: {exc}")
-        if refused:
-            code, msg = refused[recipient]
-            return SendResult(classify(code), code, msg.decode(errors="replace"))
-        return SendResult("sent", 250, "accepted")
+            if not reused:
+                return SendResult("temporary", exc.code, exc.text)
+        # A reused connection may have been closed by the server while idle, or the server
+        # closes after N messages (421): nothing was taken, so one fresh connection is safe.
+        self._conn = self._connect()
+        try:
+            return self._transaction(self._conn, sender, recipient, message)
+        except _NotTaken as exc:
+            self._drop()
+            return SendResult("temporary", exc.code, exc.text)
+
+    def _transaction(
+        self, conn: smtplib.SMTP, sender: str, recipient: str, message: bytes
+    ) -> SendResult:
+        """MAIL, RCPT, DATA step by step, so a failure is known to be before or after the data."""
+        try:
+            options = [f"SIZE={len(message)}"] if conn.has_extn("size") else []
+            code, reply = conn.mail(sender, options)
+            if code == 421:
+                raise _NotTaken(code, _text(reply))
+            if not 200 <= code < 300:
+                self._reset(conn)
+                if code >= 500:
+                    raise MailError(
+                        f"the SMTP server {self.host} refused the envelope sender {sender} "
+                        f"({code} {_text(reply)}); set SESSION_BOT_BOUNCE_ADDRESS or "
+                        "SESSION_BOT_MAIL_FROM to an address this account may send from"
+                    )
+                return SendResult("temporary", code, _text(reply))
+            code, reply = conn.rcpt(recipient)
+            if code == 421:
+                raise _NotTaken(code, _text(reply))
+            if not 200 <= code < 300:
+                self._reset(conn)
+                return SendResult(classify(code), code, _text(reply))
+            code, reply = conn.docmd("DATA")
+            if code == 421:
+                raise _NotTaken(code, _text(reply))
+            if code != 354:
+                self._reset(conn)
+                return SendResult(classify(code), code, _text(reply))
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _NotTaken(None, f"connection lost before the message was sent: {exc}") from None
+        body = _LEADING_DOT.sub(b"..", message)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        try:
+            conn.send(body + b".\r\n")
+            code, reply = conn.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()
+            return SendResult(
+                "temporary",
+                None,
+                f"connection lost after the message was sent, before the server's answer: {exc}",
+                ambiguous=True,
+            )
+        if code == 421:
+            self._drop()  # the server answered, then closes: the answer itself is final
+        return SendResult(classify(code), code, _text(reply))
+
+    def _reset(self, conn: smtplib.SMTP) -> None:
+        try:
+            conn.rset()
+        except (smtplib.SMTPServerDisconnected, OSError):
+            self._drop()
 
     def _drop(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(OSError):
-                self._conn.close()
+        _close_quietly(self._conn)
         self._conn = None
 
     def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._conn.quit()
+            _close_quietly(self._conn)
         self._conn = None
+
+
+def _close_quietly(conn: smtplib.SMTP | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(OSError):
+            conn.close()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{exc.smtp_code} {_text(exc.smtp_error)}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

@@ -1,23 +1,119 @@
-"""Queries on mailings and deliveries (a mixin of ``Store``)."""
+"""Queries on mailings and deliveries (a mixin of ``Store``).
+
+Delivery rows move ``pending`` → ``sending`` (claimed, before DATA) → ``sent`` | ``pending`` (retry
+at ``next_attempt_at``) | ``failed`` | ``skipped``. A row stays ``sending`` when its fate is unknown
+(the connection broke after the data, or the process died): it may be at the server, and is sent
+again later. Claims are small batches taken in one transaction with the previous batch's results,
+so a connection never has more than one batch in ``sending``.
+
+The rate limiter reads its windows from the same rows, so every process sharing the database
+shares the limits, and a restart remembers them. For a window of length W at the moment ``s``, a
+message counts if its 250 came after ``s - W`` (``sent_at``), or if it may reach or have reached
+the server without an answer seen (``sending``, or ``failed`` with no code) and was claimed after
+``s - W - inflight_bound``. A message starts only while fewer than the limit count. It reaches the
+server between its claim and its recorded 250, so no window of the server's receive times can
+hold more than the limit (as long as a claimed message finishes within ``inflight_bound``, which
+the delivery loop guarantees by releasing rows it did not start in time).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
+    Connection,
     Engine,
+    and_,
+    bindparam,
+    case,
     func,
     insert,
     literal,
+    or_,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
-from session_bot.schema import deliveries, mailings, sessions, subscribers
+from session_bot.schema import UTCDateTime, deliveries, kv, mailings, sessions, subscribers
+
+_LOCK_KEY = "deliveries.claim-lock"
+RateWindows = Sequence[tuple[dt.timedelta, int]]
+OutcomeStatus = Literal["sent", "pending", "unknown", "failed", "skipped", "released"]
+
+
+def type_coerce_utc(expr: Any) -> Any:
+    return type_coerce(expr, UTCDateTime)
+
+
+def _outcome_update(**values: Any) -> Any:
+    return update(deliveries).where(deliveries.c.id == bindparam("b_id")).values(**values)
+
+
+def _utc_param(name: str) -> Any:
+    return bindparam(name, type_=UTCDateTime)
+
+
+_CODE: Any = bindparam("b_code")
+_RESPONSE: Any = bindparam("b_response")
+_ATTEMPT = deliveries.c.attempts + 1
+# One statement per outcome, built once: executemany with SQLAlchemy's compiled cache.
+_OUTCOME_UPDATES: dict[str, Any] = {
+    "sent": _outcome_update(
+        status="sent",
+        sent_at=_utc_param("b_at"),
+        last_code=_CODE,
+        last_response=_RESPONSE,
+        attempts=_ATTEMPT,
+        next_attempt_at=None,
+    ),
+    "pending": _outcome_update(
+        status="pending",
+        last_code=_CODE,
+        last_response=_RESPONSE,
+        attempts=_ATTEMPT,
+        next_attempt_at=_utc_param("b_retry"),
+    ),
+    # No answer after the data went out: it may be at the server. Still "sending", with a retry.
+    "unknown": _outcome_update(
+        status="sending",
+        last_code=None,
+        last_response=_RESPONSE,
+        attempts=_ATTEMPT,
+        next_attempt_at=_utc_param("b_retry"),
+    ),
+    "failed": _outcome_update(
+        status="failed",
+        last_code=_CODE,
+        last_response=_RESPONSE,
+        attempts=_ATTEMPT,
+        next_attempt_at=None,
+    ),
+    "skipped": _outcome_update(status="skipped", last_response=_RESPONSE, next_attempt_at=None),
+    # Claimed but never started (stop, connection unusable): as if never claimed, due now.
+    "released": _outcome_update(
+        status="pending", sending_at=None, claimed_by=None, next_attempt_at=_utc_param("b_at")
+    ),
+}
+_BOUNCES_REACHED = and_(
+    subscribers.c.status == "confirmed",
+    subscribers.c.hard_bounces + 1 >= bindparam("b_limit"),
+)
+_BOUNCE_UPDATE = (
+    update(subscribers)
+    .where(subscribers.c.id == bindparam("b_sid"))
+    .values(
+        hard_bounces=subscribers.c.hard_bounces + 1,
+        status=case((_BOUNCES_REACHED, literal("bounced")), else_=subscribers.c.status),
+        bounced_at=case((_BOUNCES_REACHED, _utc_param("b_at")), else_=subscribers.c.bounced_at),
+        updated_at=case((_BOUNCES_REACHED, _utc_param("b_at2")), else_=subscribers.c.updated_at),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +138,39 @@ class DeliveryRow:
     language: str
     subscriber_status: str
     attempts: int
+    status: str = "pending"  # "sending" when taken over from a run that is gone: may be out
+    claimed_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What happened to one claimed row; written in batches by ``claim_deliveries``."""
+
+    delivery_id: int
+    subscriber_id: int
+    status: OutcomeStatus
+    at: dt.datetime
+    code: int | None = None
+    response: str = ""
+    retry_at: dt.datetime | None = None
+    hard_bounce: bool = False
+
+
+@dataclass(frozen=True)
+class Claim:
+    rows: list[DeliveryRow]
+    # Nothing claimed: the earliest moment something may be (a retry falls due, a rate window
+    # frees a slot, a stale claim may be taken over); None when nothing is left to send.
+    wait_until: dt.datetime | None = None
+    rate_limited: bool = False
+
+
+@dataclass(frozen=True)
+class BouncedSubscriber:
+    email: str
+    hard_bounces: int
+    bounced_at: dt.datetime | None
+    last_response: str | None
 
 
 class DeliveryQueries:
@@ -68,7 +197,7 @@ class DeliveryQueries:
             ).scalar()
             if existing is not None:
                 return int(existing), False
-            mailing_id = c.execute(
+            inserted = c.execute(
                 insert(mailings).values(
                     session_id=session_id,
                     kind=kind,
@@ -76,7 +205,9 @@ class DeliveryQueries:
                     created_at=now,
                     recipients=0,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+            assert inserted is not None
+            mailing_id = inserted[0]
             src = select(
                 literal(mailing_id),
                 subscribers.c.id,
@@ -237,6 +368,299 @@ class DeliveryQueries:
                 .where(deliveries.c.id == delivery_id)
                 .values(status="skipped", last_response=reason[:500])
             )
+
+    # --- claiming and recording (the delivery loop) -------------------------------------------
+    def claim_deliveries(
+        self,
+        mailing_id: int,
+        *,
+        clock: Callable[[], dt.datetime],
+        worker: str,
+        limit: int,
+        after: int = 0,
+        resume_before: dt.datetime | None = None,
+        stale_after: dt.timedelta = dt.timedelta(minutes=15),
+        outcomes: Sequence[DeliveryOutcome] = (),
+        bounce_limit: int = 3,
+        rate: RateWindows = (),
+        inflight_bound: dt.timedelta = dt.timedelta(minutes=5),
+    ) -> Claim:
+        """Record ``outcomes``, then claim up to ``limit`` rows, in one transaction.
+
+        Fresh rows are taken in id order after ``after`` (the caller's cursor, so each claim is an
+        index seek); ``after=0`` also sweeps up due retries and rows left in ``sending`` by a run
+        that is gone: this worker's own from before ``resume_before``, anyone's after
+        ``stale_after``. With ``rate`` windows the claim is capped so that no window overflows
+        (see the module docstring), and a row that may be at the server is taken over only once
+        that attempt has left every window.
+        """
+        with self.engine.begin() as c:
+            if rate or self.engine.dialect.name == "sqlite":
+                self._take_claim_lock(c)
+            if outcomes:
+                self._write_outcomes(c, outcomes, bounce_limit)
+            now = clock()
+            slot_at: dt.datetime | None = None
+            if rate:
+                free, slot_at = self._rate_capacity(c, now, rate, inflight_bound)
+                limit = min(limit, free)
+            rows: list[Any] = []
+            if limit > 0:
+                if after == 0:
+                    resumable = self._resumable(
+                        now, worker, resume_before, stale_after, rate, inflight_bound
+                    )
+                    rows = list(
+                        c.execute(
+                            self._claimable(mailing_id, limit, ("sending",)).where(resumable)
+                        ).all()
+                    )
+                if len(rows) < limit:
+                    rows += c.execute(
+                        self._claimable(mailing_id, limit - len(rows), ("pending",)).where(
+                            deliveries.c.id > after,
+                            or_(
+                                deliveries.c.next_attempt_at.is_(None),
+                                deliveries.c.next_attempt_at <= now,
+                            ),
+                        )
+                    ).all()
+            if rows:
+                c.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id.in_([r.id for r in rows]))
+                    .values(
+                        status="sending",
+                        sending_at=now,
+                        claimed_by=worker or None,
+                        next_attempt_at=None,
+                    )
+                )
+                return Claim([self._delivery_row(r, now) for r in rows])
+            if limit <= 0 and slot_at is not None:
+                return Claim([], slot_at, rate_limited=True)
+            return Claim(
+                [], self._next_claimable(c, mailing_id, now, rate, stale_after, inflight_bound)
+            )
+
+    def record_outcomes(self, outcomes: Sequence[DeliveryOutcome], bounce_limit: int = 3) -> None:
+        if outcomes:
+            with self.engine.begin() as c:
+                self._write_outcomes(c, outcomes, bounce_limit)
+
+    @staticmethod
+    def _claimable(mailing_id: int, limit: int, status: tuple[str, ...]) -> Any:
+        return (
+            select(
+                deliveries.c.id,
+                deliveries.c.mailing_id,
+                deliveries.c.subscriber_id,
+                deliveries.c.email,
+                deliveries.c.attempts,
+                deliveries.c.status,
+                subscribers.c.name,
+                subscribers.c.language,
+                subscribers.c.status.label("subscriber_status"),
+            )
+            .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+            .where(deliveries.c.mailing_id == mailing_id, deliveries.c.status.in_(status))
+            .order_by(deliveries.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=deliveries)
+        )
+
+    @staticmethod
+    def _resumable(
+        now: dt.datetime,
+        worker: str,
+        resume_before: dt.datetime | None,
+        stale_after: dt.timedelta,
+        rate: RateWindows,
+        inflight_bound: dt.timedelta,
+    ) -> Any:
+        """Which ``sending`` rows may be sent again (each may already be at the server)."""
+        mine = (
+            deliveries.c.claimed_by.is_(None) if not worker else deliveries.c.claimed_by == worker
+        )
+        cond = or_(
+            deliveries.c.next_attempt_at <= now,  # cut off without an answer; retry is due
+            deliveries.c.sending_at < now - stale_after,
+        )
+        if resume_before is not None:
+            cond = or_(cond, and_(mine, deliveries.c.sending_at < resume_before))
+        if rate:
+            longest = max(w for w, _ in rate)
+            cond = and_(cond, deliveries.c.sending_at < now - longest - inflight_bound)
+        return cond
+
+    def _next_claimable(
+        self,
+        c: Connection,
+        mailing_id: int,
+        now: dt.datetime,
+        rate: RateWindows,
+        stale_after: dt.timedelta,
+        inflight_bound: dt.timedelta,
+    ) -> dt.datetime | None:
+        """When a row of the mailing may next be claimable; None when none is left to send."""
+        unscheduled = c.execute(
+            select(deliveries.c.id)
+            .where(
+                deliveries.c.mailing_id == mailing_id,
+                deliveries.c.status == "pending",
+                deliveries.c.next_attempt_at.is_(None),
+            )
+            .limit(1)
+        ).first()
+        if unscheduled is not None:
+            return now  # behind the caller's cursor or locked by another process: look again
+        moments: list[dt.datetime] = []
+        first_retry = c.execute(
+            select(type_coerce_utc(func.min(deliveries.c.next_attempt_at))).where(
+                deliveries.c.mailing_id == mailing_id, deliveries.c.status == "pending"
+            )
+        ).scalar()
+        if first_retry is not None:
+            moments.append(first_retry)
+        longest = max((w for w, _ in rate), default=None)
+        for sending_at, next_at in c.execute(
+            select(deliveries.c.sending_at, deliveries.c.next_attempt_at).where(
+                deliveries.c.mailing_id == mailing_id, deliveries.c.status == "sending"
+            )
+        ):
+            at = sending_at + stale_after
+            if next_at is not None:
+                at = min(at, next_at)
+            if longest is not None:
+                at = max(at, sending_at + longest + inflight_bound)
+            moments.append(at)
+        return min(moments) if moments else None
+
+    def _take_claim_lock(self, c: Connection) -> None:
+        """Serialise claims: the first write takes SQLite's write lock; on PostgreSQL a row lock."""
+        touch = update(kv).where(kv.c.key == _LOCK_KEY).values(value=kv.c.value)
+        if c.execute(touch).rowcount == 0:
+            with contextlib.suppress(IntegrityError), c.begin_nested():
+                c.execute(insert(kv).values(key=_LOCK_KEY, value="", expires_at=None))
+            c.execute(touch)
+
+    def _rate_capacity(
+        self, c: Connection, now: dt.datetime, rate: RateWindows, bound: dt.timedelta
+    ) -> tuple[int, dt.datetime | None]:
+        """Free slots in the fullest window, and the earliest moment one frees if none is free."""
+        longest = max(w for w, _ in rate)
+        recent = select(mailings.c.id).where(
+            or_(mailings.c.finished_at.is_(None), mailings.c.finished_at > now - longest - bound)
+        )
+        free: int | None = None
+        frees_at: list[dt.datetime] = []
+        for window, most in rate:
+            since = now - window
+            n_sent, first_sent = c.execute(
+                select(func.count(), type_coerce_utc(func.min(deliveries.c.sent_at))).where(
+                    deliveries.c.sent_at > since
+                )
+            ).one()
+            n_open, first_open = c.execute(
+                select(func.count(), type_coerce_utc(func.min(deliveries.c.sending_at))).where(
+                    deliveries.c.mailing_id.in_(recent),
+                    deliveries.c.status.in_(("sending", "failed")),
+                    or_(deliveries.c.status == "sending", deliveries.c.last_code.is_(None)),
+                    deliveries.c.sending_at > since - bound,
+                )
+            ).one()
+            left = most - n_sent - n_open
+            free = left if free is None else min(free, left)
+            if left <= 0:
+                if n_open:
+                    # An in-flight message may finish any moment and then count by its 250.
+                    frees_at.append(now + min(window / 10, dt.timedelta(milliseconds=100)))
+                if first_sent is not None:
+                    frees_at.append(first_sent + window)
+                if first_open is not None:
+                    frees_at.append(first_open + window + bound)
+        return max(free or 0, 0), (min(frees_at) if frees_at else None)
+
+    def _write_outcomes(
+        self, c: Connection, outcomes: Sequence[DeliveryOutcome], bounce_limit: int
+    ) -> None:
+        by_status: dict[str, list[dict[str, Any]]] = {}
+        for o in outcomes:
+            by_status.setdefault(o.status, []).append(
+                {
+                    "b_id": o.delivery_id,
+                    "b_at": o.at,
+                    "b_code": o.code,
+                    "b_response": o.response[:500],
+                    "b_retry": o.retry_at,
+                }
+            )
+        for status, params in by_status.items():
+            c.execute(_OUTCOME_UPDATES[status], params)
+        sent = [o.subscriber_id for o in outcomes if o.status == "sent"]
+        if sent:
+            # "Repeated" hard bounces means in a row: a delivered message clears the count.
+            c.execute(
+                update(subscribers)
+                .where(subscribers.c.id.in_(sent), subscribers.c.hard_bounces > 0)
+                .values(hard_bounces=0)
+            )
+        bounced = [
+            {"b_sid": o.subscriber_id, "b_at": o.at, "b_limit": bounce_limit}
+            for o in outcomes
+            if o.hard_bounce
+        ]
+        if bounced:
+            c.execute(_BOUNCE_UPDATE, bounced)
+
+    @staticmethod
+    def _delivery_row(r: Any, claimed_at: dt.datetime | None = None) -> DeliveryRow:
+        return DeliveryRow(
+            id=r.id,
+            mailing_id=r.mailing_id,
+            subscriber_id=r.subscriber_id,
+            email=r.email,
+            name=r.name,
+            language=r.language,
+            subscriber_status=r.subscriber_status,
+            attempts=r.attempts,
+            status=r.status,
+            claimed_at=claimed_at,
+        )
+
+    def delivery_log(self, mailing_id: int) -> list[dict[str, Any]]:
+        """Who got what, when, with which server answer (one dict per delivery row)."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(deliveries)
+                .where(deliveries.c.mailing_id == mailing_id)
+                .order_by(deliveries.c.id)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    def bounced_subscribers(self) -> list[BouncedSubscriber]:
+        """Subscribers set aside after repeated hard bounces, with the last server answer."""
+        last_answer = (
+            select(deliveries.c.last_response)
+            .where(deliveries.c.subscriber_id == subscribers.c.id, deliveries.c.status == "failed")
+            .order_by(deliveries.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(
+                    subscribers.c.email,
+                    subscribers.c.hard_bounces,
+                    subscribers.c.bounced_at,
+                    last_answer.label("last_response"),
+                )
+                .where(subscribers.c.status == "bounced")
+                .order_by(subscribers.c.bounced_at)
+            ).all()
+        return [
+            BouncedSubscriber(r.email, r.hard_bounces, r.bounced_at, r.last_response) for r in rows
+        ]
 
     def finish_mailing_if_done(self, mailing_id: int, now: dt.datetime) -> bool:
         with self.engine.begin() as c:
