@@ -9,11 +9,14 @@ the same way. Alerts go through the transport the runner uses; nothing here spea
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
+from zoneinfo import ZoneInfo
 
 from session_bot.errors import MailError
 from session_bot.mailer import Transport
@@ -151,6 +154,8 @@ class Alerter:
     sender: str  # envelope sender (bounces)
     from_address: str
     plan_source: str = ""
+    zone: ZoneInfo | None = None  # whose calendar day "once a day" means (the plan's first series)
+    clock: Callable[[], dt.datetime] | None = field(default=None, repr=False)  # for ``notice``
 
     def __call__(self, occ: Occurrence, now: dt.datetime) -> None:
         """The runner's ``on_hold`` hook."""
@@ -169,6 +174,23 @@ class Alerter:
         to = self.to or occ.series.organiser.email
         log.info("alert: session %s held (no topic); telling %s", occ.key, to)
         return self._send(to, subject, body, now)
+
+    def notice(self, subject: str, body: str) -> None:
+        """The runner's ``on_alert`` hook (Zoom meeting deleted or changed behind our back)."""
+        if self.clock is None:
+            raise ValueError("Alerter.notice needs the alerter's clock (make_alerter(..., clock=))")
+        self.send_notice(subject, body, self.clock())
+
+    def send_notice(self, subject: str, body: str, now: dt.datetime) -> bool:
+        """Any other alert: at most once a day per subject."""
+        day = now.astimezone(self.zone or dt.UTC).date()
+        digest = hashlib.sha256(subject.encode()).hexdigest()[:16]
+        if not self.store.alert_due(f"notice:{digest}:{day}", now, _KEEP):
+            return False
+        if self.to is None:
+            log.warning("alert not mailed (set SESSION_BOT_ALERT_EMAIL): %s", subject)
+            return False
+        return self._send(self.to, subject, body, now)
 
     def run_failed(self, error: Exception, now: dt.datetime, plan: Plan) -> bool:
         """Alert about a failed run, once a day per kind of error."""
@@ -204,7 +226,14 @@ class Alerter:
         return True
 
 
-def make_alerter(settings: Settings, plan: Plan, store: Store, transport: Transport) -> Alerter:
+def make_alerter(
+    settings: Settings,
+    plan: Plan,
+    store: Store,
+    transport: Transport,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> Alerter:
+    """The alerter for the runner's hooks: ``runner.on_hold = a``, ``runner.on_alert = a.notice``."""
     from session_bot.wiring import envelope_sender
 
     return Alerter(
@@ -214,4 +243,6 @@ def make_alerter(settings: Settings, plan: Plan, store: Store, transport: Transp
         sender=envelope_sender(settings, plan),
         from_address=settings.mail_from or plan.series[0].organiser.email,
         plan_source=plan.source,
+        zone=plan.series[0].zone,
+        clock=clock,
     )

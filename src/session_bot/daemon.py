@@ -6,8 +6,8 @@ check of the plan file's mtime/size/hash. All jobs run in one worker thread, so 
 reload and the next run never overlap; the web thread's admin run waits for the same mutex.
 
 Signals: SIGHUP reloads the plan and rebuilds the jobs; SIGTERM/SIGINT stop taking new work,
-let the message in flight finish (the rest of a mailing stays pending, recorded in the store,
-and goes out after the restart) and exit 0 within seconds.
+let the message in flight finish (the rest of a mailing stays pending in the store and goes out
+right after the restart) and exit 0 within seconds.
 
 The scheduler runs on wall time (``wall``); ``clock`` is what the runner and the web app see. They
 are the same outside tests; a test clock is mapped onto wall time by its offset when scheduling.
@@ -43,11 +43,12 @@ from session_bot.alerts import Alerter, make_alerter
 from session_bot.clock import system_clock
 from session_bot.errors import ConfigError, LockBusy, PlanError, SessionBotError
 from session_bot.lock import FileLock
-from session_bot.mailer import SendResult, Transport
+from session_bot.mailer import Transport
 from session_bot.plan import Plan, load_plan
 from session_bot.runner import Runner, RunReport, state_from_store
 from session_bot.settings import Settings
 from session_bot.store import Store
+from session_bot.store_deliveries import Claim
 from session_bot.timeline import next_due
 from session_bot.zoom import ZoomClient
 from session_bot.zoom_sandbox import ZoomSandbox
@@ -95,25 +96,25 @@ class QuietServer(uvicorn.Server):
             await asyncio.sleep(1.0)
 
 
-class StoppableTransport:
-    """Passes messages on until shutdown starts; then answers "try later" without sending.
+class StopAwareStore(Store):
+    """The store, except that delivery claims come back empty once shutdown has begun.
 
-    The delivery loop records those rows as pending with a retry time, so a stop never loses a
-    message and never leaves more than the one in flight ambiguous.
+    The batch already claimed (in flight) is sent and recorded; every other row stays
+    ``pending``, untouched, and the mailing open, so the first run after the restart carries on
+    where this one stopped.
     """
 
-    def __init__(self, inner: Transport, stopping: threading.Event) -> None:
-        self.inner = inner
+    def __init__(self, url: str, stopping: threading.Event) -> None:
+        super().__init__(url)
         self.stopping = stopping
-        self.description = inner.description
 
-    def send(self, sender: str, recipient: str, message: bytes) -> SendResult:
-        if self.stopping.is_set():
-            return SendResult("temporary", None, "not sent: session-bot is stopping; resumes later")
-        return self.inner.send(sender, recipient, message)
-
-    def close(self) -> None:
-        self.inner.close()
+    def claim_deliveries(self, mailing_id: int, **kw: Any) -> Claim:
+        if not self.stopping.is_set():
+            return super().claim_deliveries(mailing_id, **kw)
+        # Still record the outcomes of the batch that was in flight, but claim nothing new.
+        super().claim_deliveries(mailing_id, **{**kw, "limit": 0})
+        log.info("stopping: the rest of mailing %s stays pending for the next run", mailing_id)
+        return Claim(rows=[], wait_until=None)
 
 
 def report_dict(report: RunReport) -> dict[str, Any]:
@@ -219,12 +220,13 @@ class Daemon:
         self._mutex = threading.Lock()  # one run or reload at a time inside this process
         self._stack = contextlib.ExitStack()
         self._scheduled: dt.datetime | None = None
+        self._retry_at: dt.datetime | None = None  # deliveries waiting for a retry
         self.web_url = ""
         # Set by start():
         self.plan: Plan
         self.store: Store
         self.zoom: ZoomClient
-        self.transport: StoppableTransport
+        self.transport: Transport
         self.runner: Runner
         self.alerter: Alerter
         self.scheduler: BackgroundScheduler | None = None
@@ -246,8 +248,9 @@ class Daemon:
         self._stack.callback(acquire_daemon_lock(settings).release)
         self.plan = load_plan(self.plan_file.path)
         self.plan_file.remember()
-        self.store = wiring.open_store(settings)
+        self.store = StopAwareStore(settings.resolved_database_url, self.stopping)
         self._stack.callback(self.store.close)
+        self.store.ensure_schema()
         if self.sandbox_mode:
             sandbox = ZoomSandbox(state_file=wiring.var_path(settings, "zoom-sandbox.json"))
             sandbox.start()
@@ -266,9 +269,9 @@ class Daemon:
             self.zoom = wiring.make_zoom(settings, self.store, self.clock)
             zoom_desc = f"Zoom API {settings.zoom_api_url}"
         self._stack.callback(self.zoom.close)
-        self.transport = StoppableTransport(wiring.make_transport(settings), self.stopping)
+        self.transport = wiring.make_transport(settings)
         self._stack.callback(self.transport.close)
-        self.alerter = make_alerter(settings, self.plan, self.store, self.transport)
+        self.alerter = make_alerter(settings, self.plan, self.store, self.transport, self.clock)
         self.runner = self._build_runner(self.plan)
         sock = listen_socket(self.host, self.port)
         self._stack.callback(sock.close)
@@ -290,7 +293,9 @@ class Daemon:
             self.settings, plan, self.store, self.zoom, self.clock, transport=self.transport
         )
         runner.on_hold = self.alerter
-        runner.worker = f"daemon-{os.getpid()}"
+        runner.on_alert = self.alerter.notice
+        # A stable name: after a restart the daemon resumes its own unfinished claims at once.
+        runner.worker = f"daemon@{socket.gethostname()}"
         return runner
 
     def _start_web(self, sock: socket.socket) -> None:
@@ -451,6 +456,7 @@ class Daemon:
             log.exception("run (%s) crashed", trigger)
             self.alerter.run_failed(exc, self.clock(), runner.plan)
             return {"ok": False, "error": f"internal error ({type(exc).__name__}); see the log"}
+        self._retry_at = report.delivery.next_attempt_at
         return report_dict(report)
 
     def admin_run(self, trigger: str) -> dict[str, Any]:
@@ -476,6 +482,7 @@ class Daemon:
         with self._mutex:
             self.plan = plan
             self.alerter.plan_source = plan.source
+            self.alerter.zone = plan.series[0].zone
             self.runner = self._build_runner(plan)
         self._schedule_next(force_log=True)
         log.info("plan reloaded (%s): %d series; jobs rebuilt", reason, len(plan.series))
@@ -485,7 +492,11 @@ class Daemon:
         """(Re)place the job at the next due moment of the current plan and state."""
         if self.stopping.is_set() or self.scheduler is None:
             return
-        due = next_due(self.clock(), self.plan, state_from_store(self.store))
+        now = self.clock()
+        due = next_due(now, self.plan, state_from_store(self.store))
+        retry = self._retry_at
+        if retry is not None and retry > now and (due is None or retry < due):
+            due = retry
         if due is None:
             with contextlib.suppress(JobLookupError):
                 self.scheduler.remove_job("next-due")

@@ -79,6 +79,15 @@ def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str
             s: store.count_subscribers(s)
             for s in ("pending", "confirmed", "unsubscribed", "bounced")
         },
+        "bounced": [
+            {
+                "email": b.email,
+                "hard_bounces": b.hard_bounces,
+                "bounced_at": b.bounced_at.isoformat() if b.bounced_at else None,
+                "last_response": b.last_response,
+            }
+            for b in store.bounced_subscribers()
+        ],
         "zoom_calls_today": store.zoom_calls_on(now.astimezone(dt.UTC).date()),
     }
 
@@ -132,8 +141,12 @@ def format_status(data: dict[str, Any]) -> str:
     lines.append("Deliveries: " + (", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "none"))
     subs = data["subscribers"]
     lines.append("Subscribers: " + ", ".join(f"{k} {v}" for k, v in subs.items()))
-    if subs.get("bounced"):
-        lines.append(f"Bounced subscribers: {subs['bounced']} (they get no more mail)")
+    if data.get("bounced"):
+        lines.append("Bounced subscribers (they get no more mail):")
+        for b in data["bounced"]:
+            since = f" since {b['bounced_at'][:10]}" if b["bounced_at"] else ""
+            answer = f": {b['last_response']}" if b["last_response"] else ""
+            lines.append(f"  {b['email']}{since}{answer}")
     calls = data["zoom_calls_today"]
     lines.append(f"Zoom create/update calls today (UTC): {sum(calls.values())} of 100")
     return "\n".join(lines)
