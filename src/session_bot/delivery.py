@@ -268,12 +268,17 @@ class _Delivery:
         except BaseException as exc:
             # Hand any failure (a template error in personalise, the database) to the caller's
             # thread; the rows of this batch are released below, never left claimed.
-            with self.lock:
-                self.errors.append(exc)
-            self.stop.set()
+            self._fail(exc)
         finally:
-            if outcomes:
+            try:
                 self.store.record_outcomes(outcomes, p.bounce_limit)
+            except BaseException as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        with self.lock:
+            self.errors.append(exc)
+        self.stop.set()
 
     def _send_batch(
         self, transport: Transport, rows: list[DeliveryRow], out: list[DeliveryOutcome]

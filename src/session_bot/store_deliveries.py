@@ -440,7 +440,10 @@ class DeliveryQueries:
             if limit <= 0 and slot_at is not None:
                 return Claim([], slot_at, rate_limited=True)
             return Claim(
-                [], self._next_claimable(c, mailing_id, now, rate, stale_after, inflight_bound)
+                [],
+                self._next_claimable(
+                    c, mailing_id, now, worker, resume_before, rate, stale_after, inflight_bound
+                ),
             )
 
     def record_outcomes(self, outcomes: Sequence[DeliveryOutcome], bounce_limit: int = 3) -> None:
@@ -498,6 +501,8 @@ class DeliveryQueries:
         c: Connection,
         mailing_id: int,
         now: dt.datetime,
+        worker: str,
+        resume_before: dt.datetime | None,
         rate: RateWindows,
         stale_after: dt.timedelta,
         inflight_bound: dt.timedelta,
@@ -523,14 +528,17 @@ class DeliveryQueries:
         if first_retry is not None:
             moments.append(first_retry)
         longest = max((w for w, _ in rate), default=None)
-        for sending_at, next_at in c.execute(
-            select(deliveries.c.sending_at, deliveries.c.next_attempt_at).where(
-                deliveries.c.mailing_id == mailing_id, deliveries.c.status == "sending"
-            )
+        for sending_at, next_at, claimed_by in c.execute(
+            select(
+                deliveries.c.sending_at, deliveries.c.next_attempt_at, deliveries.c.claimed_by
+            ).where(deliveries.c.mailing_id == mailing_id, deliveries.c.status == "sending")
         ):
             at = sending_at + stale_after
             if next_at is not None:
                 at = min(at, next_at)
+            if resume_before is not None and (claimed_by or "") == worker:
+                if sending_at < resume_before:
+                    at = now  # left by this worker's previous run
             if longest is not None:
                 at = max(at, sending_at + longest + inflight_bound)
             moments.append(at)
@@ -606,7 +614,7 @@ class DeliveryQueries:
                 .values(hard_bounces=0)
             )
         bounced = [
-            {"b_sid": o.subscriber_id, "b_at": o.at, "b_limit": bounce_limit}
+            {"b_sid": o.subscriber_id, "b_at": o.at, "b_at2": o.at, "b_limit": bounce_limit}
             for o in outcomes
             if o.hard_bounce
         ]
