@@ -190,7 +190,12 @@ def test_forget_erases_personal_data_and_blocks_a_silent_re_import(
     assert store.get_mailing(mailing).recipients == 2
     assert forget_subscriber(store, KEY, "WEG@example.org", NOW) is True
     assert store.get_subscriber("weg@example.org") is None
-    assert store.get_subscriber_by_id(sid) is None
+    tombstone = store.get_subscriber_by_id(sid)
+    assert tombstone is not None and tombstone["status"] == "forgotten"
+    assert {k for k, v in tombstone.items() if v not in (None, "", 0)} == {
+        "id", "email_key", "language", "status", "created_at", "updated_at"
+    }  # fmt: skip
+    assert "weg" not in tombstone["email_key"] and store.count_subscribers() == 1
     assert store.get_mailing(mailing).recipients == 1
     assert store.delivery_counts(mailing) == {"pending": 1}
     # Nothing readable remains: only a keyed hash.
@@ -304,6 +309,10 @@ def test_cli_add_list_show_remove_forget(cli, tmp_path: Path) -> None:  # type: 
     blocked = cli("add", "kristina@example.org")
     assert blocked.exit_code == 2 and "--readd-forgotten" in blocked.output
     assert cli("show", "nobody@example.org").exit_code == 2
+    # Addresses typed with an umlaut domain find the stored (ASCII) form.
+    assert cli("add", "info@bäckerei-schmidt.de").exit_code == 0
+    assert cli("remove", "Info@Bäckerei-Schmidt.de").stdout.strip().endswith("unsubscribed")
+    assert f"info@{PUNY}\tunsubscribed" in cli("list").stdout
 
 
 def test_cli_import_dry_run_then_import_then_export(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -339,3 +348,21 @@ def test_add_refuses_an_invalid_address(store: Store) -> None:
             added_by="t",
             now=NOW,
         )
+
+
+def test_an_erased_subscribers_old_unsubscribe_link_never_acts_on_someone_else(
+    store: Store,
+) -> None:
+    from session_bot.subscribers import forget_subscriber, unsubscribe
+
+    store.add_subscriber("a@example.org", name=None, language="de", status="confirmed", now=NOW)
+    last = store.add_subscriber(
+        "b@example.org", name=None, language="de", status="confirmed", now=NOW
+    )
+    forget_subscriber(store, KEY, "b@example.org", NOW)
+    newcomer = store.add_subscriber(
+        "c@example.org", name=None, language="de", status="confirmed", now=NOW
+    )
+    assert newcomer != last  # SQLite would hand out a deleted highest id again
+    assert unsubscribe(store, last, NOW) == "unknown"
+    assert store.get_subscriber("c@example.org")["status"] == "confirmed"  # type: ignore[index]

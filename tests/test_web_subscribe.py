@@ -271,3 +271,19 @@ def test_unsubscribe_page_has_one_button_and_get_changes_nothing(
     done = http.post(path + "?lang=en", data={"confirm": "yes"})
     assert done.status_code == 200 and "You are unsubscribed" in done.text
     assert w.store.get_subscriber("early@example.org")["status"] == "unsubscribed"  # type: ignore[index]
+
+
+def test_english_visitors_get_english_pages_and_an_english_confirmation(
+    w: World, http: httpx.Client
+) -> None:
+    form = http.get("/subscribe", headers={"Accept-Language": "en-US,en;q=0.8"})
+    assert '<option value="en" selected lang="en">' in form.text
+    r = subscribe(http, "reader@example.org", language="en", page_lang="en")
+    assert '<html lang="en">' in r.text and "check your inbox" in r.text
+    row = w.store.get_subscriber("reader@example.org")
+    assert row is not None and row["language"] == "en" and row["consent_version"].startswith("en-")
+    (mail,) = w.wait_mails("reader@example.org", 1)
+    assert mail["Content-Language"] == "en"
+    link = confirm_link(mail)
+    page = http.get(link)  # no ?lang=: the subscriber's language
+    assert '<html lang="en">' in page.text and "Confirm subscription" in page.text

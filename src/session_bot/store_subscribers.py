@@ -28,6 +28,8 @@ from session_bot.schema import deliveries, forgotten, kv, mailings, sessions, su
 # IN (…) lists stay well below SQLite's and PostgreSQL's parameter limits.
 _CHUNK = 500
 _RATE_PREFIX = "rl:"
+# email_key of an erased subscriber's tombstone; contains no "@", so no address ever matches it.
+FORGOTTEN_KEY = "forgotten:"
 
 
 @dataclass(frozen=True)
@@ -111,18 +113,22 @@ class SubscriberQueries:
         q = select(func.count()).select_from(subscribers)
         if status:
             q = q.where(subscribers.c.status == status)
+        else:
+            q = q.where(subscribers.c.status != "forgotten")
         with self.engine.connect() as c:
             return int(c.execute(q).scalar_one())
 
     def iter_subscribers(
         self, statuses: Sequence[str] | None = None, batch: int = 500
     ) -> Iterator[dict[str, Any]]:
-        """Every subscriber (optionally of some statuses) in id order, in keyset pages."""
+        """Subscribers (of ``statuses``, else all but erased ones) in id order, in keyset pages."""
         last = 0
         while True:
             q = select(subscribers).where(subscribers.c.id > last)
             if statuses:
                 q = q.where(subscribers.c.status.in_(list(statuses)))
+            else:
+                q = q.where(subscribers.c.status != "forgotten")
             with self.engine.connect() as c:
                 rows = c.execute(q.order_by(subscribers.c.id).limit(batch)).all()
             if not rows:
@@ -227,7 +233,12 @@ class SubscriberQueries:
 
     # --- forgetting --------------------------------------------------------------------------
     def forget_subscriber(self, email_key: str, email_hash: str, now: dt.datetime) -> bool:
-        """Erase the subscriber and its delivery rows; keep only ``email_hash``. False if unknown."""
+        """Erase the subscriber's data and delivery rows; keep only ``email_hash``. False if unknown.
+
+        The row stays as an empty tombstone (status ``forgotten``): SQLite hands a deleted
+        highest id to the next insert, and the person's old unsubscribe link (which names the
+        id) must never act on somebody else.
+        """
         with self.engine.begin() as c:
             sid = c.execute(
                 select(subscribers.c.id).where(subscribers.c.email_key == email_key)
@@ -245,7 +256,21 @@ class SubscriberQueries:
                         .values(recipients=mailings.c.recipients - n)
                     )
                 c.execute(delete(deliveries).where(deliveries.c.subscriber_id == sid))
-                c.execute(delete(subscribers).where(subscribers.c.id == sid))
+                blank = {col.name: None for col in subscribers.columns if col.nullable}
+                c.execute(
+                    update(subscribers)
+                    .where(subscribers.c.id == sid)
+                    .values(
+                        **blank,
+                        email="",
+                        email_key=f"{FORGOTTEN_KEY}{sid}",
+                        language="de",
+                        status="forgotten",
+                        created_at=now,
+                        updated_at=now,
+                        hard_bounces=0,
+                    )
+                )
             known = c.execute(
                 select(forgotten.c.email_hash).where(forgotten.c.email_hash == email_hash)
             ).scalar()

@@ -340,7 +340,7 @@ UnsubscribeResult = Literal["unsubscribed", "already", "unknown"]
 def unsubscribe(store: Store, subscriber_id: int, now: dt.datetime) -> UnsubscribeResult:
     """Take the subscriber out: nothing more is delivered, even from mailings frozen before."""
     row = store.get_subscriber_by_id(subscriber_id)
-    if row is None:
+    if row is None or row["status"] == "forgotten":
         return "unknown"
     if row["status"] == "unsubscribed":
         return "already"
@@ -494,7 +494,7 @@ def add_subscriber(
 
 
 def remove_subscriber(store: Store, address: str, now: dt.datetime) -> UnsubscribeResult:
-    row = store.get_subscriber(address.strip())
+    row = store.get_subscriber(_normalise_or_raw(address))
     if row is None:
         return "unknown"
     return unsubscribe(store, row["id"], now)
@@ -502,10 +502,10 @@ def remove_subscriber(store: Store, address: str, now: dt.datetime) -> Unsubscri
 
 def forget_subscriber(store: Store, secret: str, address: str, now: dt.datetime) -> bool:
     """Erase the address's personal data; keep only a keyed hash. False if it was unknown."""
-    key = email_key(address.strip())
-    row = store.get_subscriber(key)
+    wanted = _normalise_or_raw(address)
+    row = store.get_subscriber(wanted)
     # Hash the stored form so the block matches what a later import normalises to.
-    stored = row["email"] if row else _normalise_or_raw(key)
+    stored = row["email"] if row else wanted
     return store.forget_subscriber(email_key(stored), forget_hash(secret, stored), now)
 
 
@@ -513,7 +513,7 @@ def _normalise_or_raw(address: str) -> str:
     try:
         return normalise_address(address)
     except InvalidAddress:
-        return address
+        return address.strip()
 
 
 PROOF_FIELDS = (
@@ -541,9 +541,10 @@ PROOF_FIELDS = (
 
 def consent_proof(store: Store, secret: str, address: str) -> list[tuple[str, str]]:
     """Label/value lines of the stored consent proof; empty values left out."""
-    row = store.get_subscriber(address.strip())
+    wanted = _normalise_or_raw(address)
+    row = store.get_subscriber(wanted)
     if row is None:
-        when = store.forgotten_at(forget_hash(secret, _normalise_or_raw(address)))
+        when = store.forgotten_at(forget_hash(secret, wanted))
         if when is not None:
             return [("Address", "erased on request (GDPR Art. 17)"), ("Erased at", _fmt(when))]
         return []

@@ -487,7 +487,7 @@ def unsubscribe_page(
         return _invalid(ctx)
     row = ctx.store.get_subscriber_by_id(sid)
     ui = _lang(request, lang, row["language"] if row else None)
-    if row is None or row["status"] == "unsubscribed":
+    if row is None or row["status"] in ("unsubscribed", "forgotten"):
         return _message(request, ctx, ui, "unsubscribed_title", "already_unsubscribed_body")
     return _message(
         request, ctx, ui, "unsubscribe_title", "unsubscribe_body", button_key="unsubscribe_button"
