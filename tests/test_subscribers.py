@@ -334,6 +334,15 @@ def test_cli_import_dry_run_then_import_then_export(cli, tmp_path: Path) -> None
     assert broken.exit_code == 2 and "not a CSV file" in broken.output
 
 
+def test_names_lose_control_characters(store: Store) -> None:
+    proof = RequestProof(None, None, None)
+    out = request_subscription(
+        store, KEY, address="n@example.org", name="Ann\x00a\x1b  B.\n", language="de",
+        consent_version="de-1", proof=proof, now=NOW,
+    )  # fmt: skip
+    assert out.name == "Anna B." and store.get_subscriber("n@example.org")["name"] == "Anna B."  # type: ignore[index]
+
+
 def test_add_refuses_an_invalid_address(store: Store) -> None:
     from session_bot.subscribers import add_subscriber
 

@@ -440,7 +440,9 @@ def owner_notice_message(
 def _clean_name(name: str | None) -> str | None:
     if name is None:
         return None
-    text = " ".join(name.split())[:_NAME_MAX]
+    # Control characters (NUL is refused by PostgreSQL) never belong in a salutation.
+    text = " ".join("".join(ch for ch in name if ch.isprintable() or ch.isspace()).split())
+    text = text[:_NAME_MAX]
     if len(text) > 1 and text[0] == "'" and text[1] in _FORMULA_START:
         text = text[1:]  # our own export's guard against spreadsheet formulas
     return text or None
