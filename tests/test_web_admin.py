@@ -168,3 +168,14 @@ def test_healthz_is_503_when_the_database_cannot_be_read(
         r = httpx.get(f"{server.url}/healthz")
     assert r.status_code == 503
     assert r.json()["ok"] is False
+
+
+def test_the_subscriber_pages_and_the_zoom_webhook_are_served_too(
+    live: tuple[str, ManualClock, Store, ZoomSandbox],
+) -> None:
+    url, _, _, _ = live
+    page = httpx.get(f"{url}/subscribe")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    hook = httpx.post(f"{url}/zoom/webhook", content=b"{}")
+    # The route is there; without SESSION_BOT_ZOOM_WEBHOOK_SECRET it says webhooks are off.
+    assert "SESSION_BOT_ZOOM_WEBHOOK_SECRET" in hook.json()["message"]

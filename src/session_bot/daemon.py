@@ -460,8 +460,9 @@ class Daemon:
         return report_dict(report)
 
     def admin_run(self, trigger: str) -> dict[str, Any]:
-        """POST /admin/run: a run now; LockBusy (→ 409) if another actor holds the lock."""
-        return self.run_once(trigger, raise_busy=True)
+        """The web app's trigger: a run now. For POST /admin/run a busy lock raises LockBusy
+        (answered 409); a webhook's run just leaves its work to the next run."""
+        return self.run_once(trigger, raise_busy=trigger == "admin")
 
     def _job_check_plan(self) -> None:
         if self.plan_file.changed():

@@ -1,4 +1,4 @@
-"""The web app: health, the admin API, and the subscriber pages (``web_subscribe``).
+"""The web app: health, the admin API, the subscriber pages and the Zoom webhook.
 
 ``create_app`` takes everything it needs as a :class:`WebContext`; the daemon builds one, tests
 build their own. Routes reach it through the ``Ctx`` dependency, never through globals.
@@ -19,6 +19,8 @@ from session_bot.errors import LockBusy, SessionBotError
 from session_bot.runner import state_from_store
 from session_bot.timeline import next_due
 from session_bot.web_deps import Ctx, WebContext
+from session_bot.web_subscribe import router as subscribe_router
+from session_bot.web_zoom import router as zoom_router
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +97,6 @@ def create_app(ctx: WebContext) -> FastAPI:
             return JSONResponse({"ok": False, "error": str(exc)}, status_code=409)
         return JSONResponse(result, status_code=200 if result.get("ok", True) else 500)
 
-    try:
-        from session_bot.web_subscribe import router
-    except ImportError:  # being written alongside; the health and admin routes work without it
-        log.debug("web_subscribe not available; subscriber pages are off")
-    else:
-        app.include_router(router)
+    app.include_router(subscribe_router)  # /subscribe, /confirm, /unsubscribe
+    app.include_router(zoom_router)  # /zoom/webhook
     return app
