@@ -402,3 +402,37 @@ def test_preview_bytes_and_template_filters(tmp_path: Path) -> None:
     assert text_part(msg).startswith("Beginn 12:30\n")
     assert str(msg["To"]) == "preview@example.invalid"
     assert "https://sb.example.org/unsubscribe/preview" in text_part(msg)
+
+
+def test_non_ascii_subject_and_list_id_are_rfc2047_encoded() -> None:
+    import datetime as _dt
+    import email as _email
+    import email.policy as _policy
+
+    from session_bot.invitations import MailConfig as _MC
+    from session_bot.invitations import Recipient as _R
+    from session_bot.invitations import Renderer as _Renderer
+    from session_bot.plan import find_occurrence as _find
+    from session_bot.plan import parse_plan as _parse
+    from tests.conftest import EXAMPLE_PLAN as _PLAN
+
+    text = _PLAN.read_text().replace(
+        'title: "Willkommen: Online Austausch"', 'title: "Willkommen: Austausch für Kommunen"'
+    )
+    occ = _find(_parse(text, "p.yaml"), _dt.date(2025, 2, 26))
+    config = _MC(public_url="https://x.org", list_id="w.x.org", from_name="Kristina Neumann",
+                 from_email="k@x.org", reply_to=None, message_id_domain="x.org")  # fmt: skip
+    now = _dt.datetime(2025, 2, 12, 8, tzinfo=_dt.UTC)
+    mail = _Renderer(config).render(
+        "invitation", occ, None, sequence=0, now=now, sample_meeting=True
+    )
+    raw = mail.personalise(
+        _R("a@b.de", "Jö", "de", "https://x.org/u/1", "mailto:k@x.org"),
+        message_id="<1@x>",
+        date=now,
+    )
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii()  # no raw 8-bit header bytes: every client can read them
+    msg = _email.message_from_bytes(raw, policy=_policy.default)
+    assert str(msg["Subject"]) == "Einladung: Willkommen: Austausch für Kommunen am 26.02.2025"
+    assert msg["List-Id"].endswith("<w.x.org>")

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import policy
+from email.header import Header
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -296,6 +297,14 @@ def default_templates_dir() -> Path:
     """``templates/`` inside the wheel, else the source checkout's top-level ``templates/``."""
     packaged = Path(__file__).parent / "templates"
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "templates"
+
+
+def _fold_encoded(name: str, value: str) -> str:
+    """A folded header line, RFC 2047-encoded when not ASCII (policy.SMTP leaves short ones raw)."""
+    if value.isascii():
+        return str(policy.SMTP.fold(name, value))
+    encoded = Header(value, "utf-8", maxlinelen=76, header_name=name).encode(linesep="\r\n")
+    return f"{name}: {encoded}\r\n"
 
 
 class Renderer:
@@ -676,7 +685,7 @@ class Renderer:
 
     def _static_headers(self, parts: MailParts, lang: str, bulk: bool, list_name: str) -> bytes:
         c = self.config
-        fold = policy.SMTP.fold
+        fold = _fold_encoded
         out = [
             f"From: {format_address(c.from_name, c.from_email, 'From')}\r\n",
             f"Reply-To: {format_address(None, c.reply_to, 'Reply-To')}\r\n" if c.reply_to else "",
@@ -686,7 +695,9 @@ class Renderer:
         ]
         if bulk:
             list_id = safe_header_value(c.list_id, "List-Id")
-            out.append(fold("List-Id", f"{_phrase(list_name)} <{list_id}>"))
+            name = clean_line(list_name)
+            phrase = _phrase(name) if name.isascii() else Header(name, "utf-8").encode()
+            out.append(f"List-Id: {phrase} <{list_id}>\r\n")
         return "".join(out).encode("utf-8")
 
 
