@@ -214,6 +214,16 @@ def sandbox(
     run_sandbox(port=port, state_file=settings.var_dir / "zoom-sandbox.json", join_host=join_host)
 
 
+def _mount_subcommands() -> None:
+    from session_bot import cli_daemon
+    from session_bot.cli_subscribers import subscribers_app
+
+    app.add_typer(subscribers_app, name="subscribers")
+    cli_daemon.register(app)
+
+
+_mount_subcommands()
+
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

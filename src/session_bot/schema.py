@@ -50,7 +50,7 @@ subscribers = Table(
     Column("email_key", String(320), nullable=False, unique=True),
     Column("name", String(200)),
     Column("language", String(5), nullable=False, default="de"),
-    # pending | confirmed | unsubscribed | bounced
+    # pending | confirmed | unsubscribed | bounced | forgotten (erased tombstone)
     Column("status", String(16), nullable=False, index=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

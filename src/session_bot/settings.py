@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
 
+    # Someone who confirms after the next session's invitation went out gets it too.
+    late_invitations: bool = True
+
     # Operations
     log_format: Literal["text", "json"] = "text"
     lock_timeout: float = Field(60.0, ge=0)

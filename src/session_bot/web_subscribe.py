@@ -466,7 +466,7 @@ def confirm_submit(
         token,
         proof=_proof(ctx, request),
         now=ctx.clock(),
-        late_invitation=bool(getattr(ctx.settings, "late_invitations", True)),
+        late_invitation=ctx.settings.late_invitations,
     )
     if state.late_deliveries:
         background.add_task(_trigger_run, ctx)
