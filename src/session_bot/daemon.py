@@ -328,6 +328,7 @@ class Daemon:
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="web")
         thread.start()
         self._web_server, self._web_thread = server, thread
+        self._stack.callback(self._stop_web)
         log.info("web: listening on %s", self.web_url)
 
     def _start_scheduler(self) -> None:
@@ -406,14 +407,19 @@ class Daemon:
             self._mutex.release()
         else:
             log.warning("the run in flight did not finish within %.0f s", self.stop_grace)
+        if finished:
+            self._stack.close()  # web, transport, Zoom, sandbox, store, lock: in reverse order
+        else:
+            self._stop_web()
+        log.info("daemon stopped")
+        return finished
+
+    def _stop_web(self) -> None:
         if self._web_server is not None:
             self._web_server.should_exit = True
         if self._web_thread is not None:
             self._web_thread.join(timeout=5)
-        if finished:
-            self._stack.close()
-        log.info("daemon stopped")
-        return finished
+        self._web_server = self._web_thread = None
 
     # --- jobs --------------------------------------------------------------------------------
     def _job_run(self, trigger: str) -> None:
@@ -441,7 +447,11 @@ class Daemon:
         runner = self.runner
         try:
             with wiring.run_lock(self.settings).acquire(timeout=timeout):
-                report = runner.run(trigger)
+                try:
+                    report = runner.run(trigger)
+                finally:
+                    # Hours may pass until the next run: no idle SMTP connection to go stale.
+                    self.transport.close()
         except LockBusy as exc:
             log.warning("run (%s) skipped: %s", trigger, exc)
             if raise_busy:
