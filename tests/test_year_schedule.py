@@ -316,3 +316,25 @@ def test_after_downtime_what_is_still_useful_is_done_at_once(
     assert store.get_session("willkommen/2028-03-22") is None
     sent = Counter(str(m["To"]) for m in messages(settings))
     assert sent == {a: 4 for a, _ in SUBSCRIBERS}  # Jan ×2, Feb ×1, Apr 5 ×1
+
+
+def test_status_lists_bounced_subscribers_and_the_last_run(
+    year: tuple[Settings, Plan, Store],
+) -> None:
+    from session_bot.status import format_status
+
+    settings, plan, store = year
+    t0 = dt.datetime(2028, 1, 2, tzinfo=dt.UTC)
+    store.add_subscriber(
+        "gone@example.org", name=None, language="de", status="bounced", now=t0, bounced_at=t0
+    )
+    run_id = store.start_run("tick", t0)
+    store.finish_run(run_id, t0, "partial", "1 action(s), 1 failed")
+    data = collect_status(settings, plan, dt.datetime(2028, 1, 3, tzinfo=dt.UTC))
+    assert [b["email"] for b in data["bounced"]] == ["gone@example.org"]
+    assert data["last_run"]["outcome"] == "partial"
+    text = format_status(data)
+    assert "Bounced subscribers (they get no more mail):" in text
+    assert "  gone@example.org since 2028-01-02" in text
+    assert "Last run: PARTIAL at 2028-01-02" in text
+    assert "Zoom create/update calls today" in text
