@@ -19,7 +19,7 @@ def test_tokens_round_trip_and_refuse_forgeries() -> None:
     assert read_token("k" * 32, "unsubscribe", tok) == "42"
     assert read_token("k" * 32, "confirm", tok) is None  # bound to its purpose
     assert read_token("x" * 32, "unsubscribe", tok) is None  # another key
-    body, sig = tok.split(".")
+    _body, sig = tok.split(".")
     forged = make_token("k" * 32, "unsubscribe", "43").split(".")[0] + "." + sig
     assert read_token("k" * 32, "unsubscribe", forged) is None
     for junk in ("", ".", "abc", "a.b.c", "%%%.%%%"):
@@ -63,6 +63,5 @@ def test_file_lock_excludes_a_second_process(tmp_path: Path) -> None:
         assert out.returncode == 3
         assert "another session-bot run is active" in out.stdout
     # Released: the next one gets it at once.
-    with FileLock(path).acquire(timeout=0):
-        with pytest.raises(LockBusy):
-            FileLock(path).acquire(timeout=0)
+    with FileLock(path).acquire(timeout=0), pytest.raises(LockBusy):
+        FileLock(path).acquire(timeout=0)

@@ -53,7 +53,7 @@ def run_checks(settings: Settings, plan_path: Path | None, echo: Callable[[str],
     if settings.smtp_configured:
         transport = wiring.make_transport(settings)
         try:
-            transport.check()  # type: ignore[attr-defined]
+            transport.check()
             echo(f"ok   SMTP: {transport.description}")
         except SessionBotError as exc:
             echo(f"FAIL SMTP: {exc}")
