@@ -184,3 +184,30 @@ def test_a_refused_alert_does_not_stop_the_run(
     assert report.held and store.last_run() is not None
     assert store.last_run()["outcome"] == "ok"  # type: ignore[index]
     assert refusing.messages == []
+
+
+def test_runner_notices_are_mailed_once_a_day(
+    tmp_path: Path, store_with_subscriber: tuple[Settings, Store], smtp_server: SmtpServer
+) -> None:
+    settings, store = store_with_subscriber
+    plan = parse_plan(plan_text(topic="Wohnen statt Unterbringen"), "plan.yaml")
+    clock = ManualClock(dt.datetime(2025, 6, 22, 9, 0, tzinfo=BERLIN))
+    transport = SmtpTransport(smtp_server.host, smtp_server.port, tls="none")
+    with ZoomSandbox(state_file=tmp_path / "zoom.json", clock=clock) as sandbox:
+        runner = make_runner(settings, plan, store, sandbox, clock, transport)
+        runner.on_alert = make_alerter(settings, plan, store, transport, clock).notice
+        runner.run("schedule")  # meeting + invitation
+        # Someone deletes the meeting in Zoom; the reminder run notices and makes a new one.
+        (meeting_id,) = sandbox.meetings
+        runner.zoom.delete_meeting(meeting_id)
+        clock.set(dt.datetime(2025, 6, 24, 9, 0, tzinfo=BERLIN))
+        runner.run("schedule")
+        transport.close()
+    alerts = [m.message() for m in smtp_server.handler.to(ALERTS_TO)]
+    assert [str(m["Subject"]) for m in alerts] == [
+        "Zoom-Meeting für willkommen/2025-06-25 wurde in Zoom gelöscht"
+    ]
+    assert len(sandbox.meetings) == 1 and meeting_id not in sandbox.meetings
+    # The same notice again on the same day is not mailed twice.
+    again = make_alerter(settings, plan, store, transport, clock)
+    assert again.send_notice(str(alerts[0]["Subject"]), "body", clock()) is False

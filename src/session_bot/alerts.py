@@ -154,6 +154,7 @@ class Alerter:
     sender: str  # envelope sender (bounces)
     from_address: str
     plan_source: str = ""
+    organiser: str | None = None  # fallback recipient of ``notice`` (the plan's first organiser)
     zone: ZoneInfo | None = None  # whose calendar day "once a day" means (the plan's first series)
     clock: Callable[[], dt.datetime] | None = field(default=None, repr=False)  # for ``notice``
 
@@ -187,10 +188,11 @@ class Alerter:
         digest = hashlib.sha256(subject.encode()).hexdigest()[:16]
         if not self.store.alert_due(f"notice:{digest}:{day}", now, _KEEP):
             return False
-        if self.to is None:
+        to = self.to or self.organiser
+        if to is None:
             log.warning("alert not mailed (set SESSION_BOT_ALERT_EMAIL): %s", subject)
             return False
-        return self._send(self.to, subject, body, now)
+        return self._send(to, subject, body, now)
 
     def run_failed(self, error: Exception, now: dt.datetime, plan: Plan) -> bool:
         """Alert about a failed run, once a day per kind of error."""
@@ -243,6 +245,7 @@ def make_alerter(
         sender=envelope_sender(settings, plan),
         from_address=settings.mail_from or plan.series[0].organiser.email,
         plan_source=plan.source,
+        organiser=plan.series[0].organiser.email,
         zone=plan.series[0].zone,
         clock=clock,
     )

@@ -494,6 +494,7 @@ class Daemon:
             self.plan = plan
             self.alerter.plan_source = plan.source
             self.alerter.zone = plan.series[0].zone
+            self.alerter.organiser = plan.series[0].organiser.email
             self.runner = self._build_runner(plan)
         self._schedule_next(force_log=True)
         log.info("plan reloaded (%s): %d series; jobs rebuilt", reason, len(plan.series))
