@@ -128,9 +128,14 @@ def run(
             for line in lines or ["nothing is due"]:
                 typer.echo(line)
             return
+        from session_bot.alerts import make_alerter
+        from session_bot.cli_daemon import wait_for_run_lock
+
         zoom = wiring.make_zoom(settings, store, clock)
         runner = wiring.build_runner(settings, the_plan, store, zoom, clock)
-        with wiring.run_lock(settings).acquire(timeout=settings.lock_timeout):
+        alerter = make_alerter(settings, the_plan, store, runner.transport, clock)
+        runner.on_hold, runner.on_alert = alerter, alerter.notice
+        with wait_for_run_lock(settings, typer.echo):
             report = runner.run("manual")
         typer.echo(report.summary())
         if report.delivery.permanent:

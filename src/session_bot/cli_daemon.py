@@ -150,7 +150,7 @@ def send_mailing(
                 )
                 store.record_announcement(row.id, announced, seq, now)
                 mailing = store.get_mailing(mailing_id)
-                result = runner._deliver(mailing)
+                result = runner.deliver(mailing)
         finally:
             runner.transport.close()
             zoom.close()

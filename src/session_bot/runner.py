@@ -162,7 +162,7 @@ class Runner:
                 self._perform(action, report)
                 report.done.append(action.describe())
             for mailing in self.store.open_mailings():
-                report.delivery.add(self._deliver(mailing))
+                report.delivery.add(self.deliver(mailing))
             outcome = "ok" if not report.delivery.permanent else "partial"
         finally:
             self.store.finish_run(run_id, self.clock(), outcome, report.summary())
@@ -394,7 +394,7 @@ class Runner:
             for lang in LANGUAGES
         }
 
-    def _deliver(self, mailing: MailingRow) -> DeliveryReport:
+    def deliver(self, mailing: MailingRow) -> DeliveryReport:
         try:
             occ = self.occurrence_for(mailing.session_key)
         except PlanError as exc:

@@ -275,7 +275,7 @@ class ZoomSandbox:
         self._server = _Server((self.host, self.port), _Handler, self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.5},  # idle wake-ups cost CPU; stop() still answers quickly
             name="zoom-sandbox",
             daemon=True,
         )
