@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     # Operations
     log_format: Literal["text", "json"] = "text"
     lock_timeout: float = Field(60.0, ge=0)
+    # PostgreSQL: a standby takes over this long after the leader died at the latest.
+    failover_seconds: float = Field(60.0, gt=0)
 
     @field_validator("secret_key", "admin_token")
     @classmethod
