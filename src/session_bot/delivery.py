@@ -323,7 +323,13 @@ class _Delivery:
         if result.outcome == "sent":
             self._tally("sent")
             return DeliveryOutcome(
-                row.id, row.subscriber_id, "sent", now, result.code, result.response
+                row.id,
+                row.subscriber_id,
+                "sent",
+                now,
+                result.code,
+                result.response,
+                clears_bounces=row.hard_bounces > 0,
             )
         attempt = row.attempts + 1
         if result.outcome == "temporary" and attempt < p.max_attempts:

@@ -38,6 +38,7 @@ TlsMode = Literal["starttls", "ssl", "none"]
 HARD_BOUNCE_STATUS = frozenset({"5.1.1", "5.1.2", "5.1.10"})
 _ENHANCED = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+_UNSAFE_PATH = re.compile(r"[\x00-\x20<>\x7f]")
 
 
 @dataclass(frozen=True)
@@ -263,36 +264,64 @@ class SmtpTransport:
     def _transaction(
         self, conn: smtplib.SMTP, sender: str, recipient: str, message: bytes
     ) -> SendResult:
-        """MAIL, RCPT, DATA step by step, so a failure is known to be before or after the data."""
+        """MAIL, RCPT, DATA, then the message; a failure is known to be before or after the data.
+
+        With PIPELINING (RFC 2920) the three commands go out in one write and their answers are
+        read in order: two round trips per message instead of four.
+        """
+        if not _usable_path(sender, conn):
+            raise MailError(
+                f"the envelope sender {sender!r} cannot be used with the SMTP server {self.host}; "
+                "set SESSION_BOT_BOUNCE_ADDRESS or SESSION_BOT_MAIL_FROM to a plain address"
+            )
+        if not _usable_path(recipient, conn):
+            return SendResult("permanent", None, f"address {recipient!r} cannot be used in SMTP")
+        options = f" SIZE={len(message)}" if conn.has_extn("size") else ""
+        if not (sender + recipient).isascii():
+            options += " SMTPUTF8"
+        commands = (
+            f"MAIL FROM:<{sender}>{options}\r\n".encode(),
+            f"RCPT TO:<{recipient}>\r\n".encode(),
+            b"DATA\r\n",
+        )
+        pipelining = conn.has_extn("pipelining")
         try:
-            options = [f"SIZE={len(message)}"] if conn.has_extn("size") else []
-            code, reply = conn.mail(sender, options)
-            if code == 421:
-                raise _NotTaken(code, _text(reply))
-            if not 200 <= code < 300:
-                self._reset(conn)
-                if code >= 500:
-                    raise MailError(
-                        f"the SMTP server {self.host} refused the envelope sender {sender} "
-                        f"({code} {_text(reply)}); set SESSION_BOT_BOUNCE_ADDRESS or "
-                        "SESSION_BOT_MAIL_FROM to an address this account may send from"
-                    )
-                return SendResult("temporary", code, _text(reply))
-            code, reply = conn.rcpt(recipient)
-            if code == 421:
-                raise _NotTaken(code, _text(reply))
-            if not 200 <= code < 300:
-                self._reset(conn)
-                return SendResult(classify(code), code, _text(reply))
-            code, reply = conn.docmd("DATA")
-            if code == 421:
-                raise _NotTaken(code, _text(reply))
-            if code != 354:
-                self._reset(conn)
-                return SendResult(classify(code), code, _text(reply))
+            if pipelining:
+                conn.send(b"".join(commands))
+            answers: list[tuple[int, str]] = []
+            for stage, command in enumerate(commands):
+                if not pipelining:
+                    conn.send(command)
+                code, reply = conn.getreply()
+                answers.append((code, _text(reply)))
+                if code == 421:
+                    raise _NotTaken(code, _text(reply))
+                expected = 354 if stage == 2 else 250
+                if code // 100 != expected // 100 and not pipelining:
+                    break
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise _NotTaken(None, f"connection lost before the message was sent: {exc}") from None
-        body = _LEADING_DOT.sub(b"..", message)
+        (mail_code, mail_text), *rest = answers
+        if mail_code // 100 != 2:
+            self._abort(conn, answers)
+            if mail_code >= 500:
+                raise MailError(
+                    f"the SMTP server {self.host} refused the envelope sender {sender} "
+                    f"({mail_code} {mail_text}); set SESSION_BOT_BOUNCE_ADDRESS or "
+                    "SESSION_BOT_MAIL_FROM to an address this account may send from"
+                )
+            return SendResult("temporary", mail_code, mail_text)
+        rcpt_code, rcpt_text = rest[0]
+        if rcpt_code // 100 != 2:
+            self._abort(conn, answers)
+            return SendResult(classify(rcpt_code), rcpt_code, rcpt_text)
+        data_code, data_text = rest[1]
+        if data_code != 354:
+            self._abort(conn, answers)
+            return SendResult(classify(data_code), data_code, data_text)
+        body = message
+        if body.startswith(b".") or b"\n." in body:
+            body = _LEADING_DOT.sub(b"..", body)
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         try:
@@ -310,6 +339,16 @@ class SmtpTransport:
             self._drop()  # the server answered, then closes: the answer itself is final
         return SendResult(classify(code), code, _text(reply))
 
+    def _abort(self, conn: smtplib.SMTP, answers: list[tuple[int, str]]) -> None:
+        """End a refused transaction; a server that accepted DATA anyway gets an empty message."""
+        try:
+            if len(answers) == 3 and answers[2][0] == 354:
+                conn.send(b".\r\n")
+                conn.getreply()
+            conn.rset()
+        except (smtplib.SMTPServerDisconnected, OSError):
+            self._drop()
+
     def _reset(self, conn: smtplib.SMTP) -> None:
         try:
             conn.rset()
@@ -326,6 +365,14 @@ class SmtpTransport:
                 self._conn.quit()
             _close_quietly(self._conn)
         self._conn = None
+
+
+def _usable_path(address: str, conn: smtplib.SMTP) -> bool:
+    """An address that can go into MAIL FROM/RCPT TO as is: no spaces, controls or brackets,
+    and non-ASCII only if the server speaks SMTPUTF8."""
+    if not address or _UNSAFE_PATH.search(address):
+        return False
+    return address.isascii() or conn.has_extn("smtputf8")
 
 
 def _close_quietly(conn: smtplib.SMTP | None) -> None:
