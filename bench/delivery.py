@@ -1,7 +1,7 @@
 """Delivery benchmark: session-bot's real sending path against raw smtplib, to a local SMTP sink.
 
 - Sink: Postfix's ``smtp-sink`` (from PATH, else ``apt-get download postfix`` into .cache/postfix/
-  and ``dpkg-deb -x``); aiosmtpd only if that fails, and the output says so.
+  and ``dpkg-deb -x``); an aiosmtpd sink only if that fails, and the output says so.
 - session-bot: a mailing frozen in a SQLite store (WAL) with 10,000 delivery rows; then what
   ``Runner._deliver`` does — render the invitation once per language (HTML + text + .ics), and
   ``deliver_mailing`` claims rows in batches, personalises each (unsubscribe token, Message-ID,
@@ -129,8 +129,7 @@ def smtp_sink() -> Iterator[Sink]:
             print(f"note: smtp-sink did not start ({err})", file=sys.stderr)
     if sink is None:
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "_smtp_sink.py"), str(port)],
-            stdout=subprocess.DEVNULL,
+            [sys.executable, __file__, "--fallback-sink", str(port)], stdout=subprocess.DEVNULL
         )
         if not _wait_listening(port, proc):
             proc.kill()
@@ -141,6 +140,24 @@ def smtp_sink() -> Iterator[Sink]:
     finally:
         sink.process.terminate()
         sink.process.wait(timeout=10)
+
+
+def fallback_sink(port: int) -> None:
+    """An aiosmtpd server that accepts and discards everything, until SIGTERM."""
+    import signal
+
+    from aiosmtpd.controller import Controller
+
+    class Discard:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            return "250 2.0.0 Ok: discarded"
+
+    controller = Controller(Discard(), hostname="127.0.0.1", port=port, server_hostname="sink")
+    controller.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    controller.stop()
 
 
 # --- a store with a frozen mailing -------------------------------------------------------------
@@ -345,7 +362,11 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--rss-sizes", default="1000,100000")
     ap.add_argument("--rss-child", nargs=2, metavar=("FOLDER", "PORT"), help=argparse.SUPPRESS)
+    ap.add_argument("--fallback-sink", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.fallback_sink:
+        fallback_sink(args.fallback_sink)
+        return
     if args.rss_child:
         rss_child(args.rss_child[0], int(args.rss_child[1]))
         return

@@ -70,6 +70,7 @@ class CollectingHandler:
     on_data: Any = None
     faults: list[Fault] = field(default_factory=list)
     delay: float = 0.0  # seconds the server takes per message (to catch a sender mid-mailing)
+    pipelining: bool = False  # advertise PIPELINING (RFC 2920): clients may batch commands
     connections: int = 0  # connections that carried at least one MAIL
     transactions: int = 0  # MAIL commands seen
 
@@ -102,6 +103,20 @@ class CollectingHandler:
         if fault.close_after:
             session.close_after_reply = True  # type: ignore[attr-defined]
         return fault.reply
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            # aiosmtpd reads commands one by one from its buffer, so batched ones just work.
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -241,7 +256,9 @@ class SmtpServer:
             kwargs["auth_required"] = True
             # aiosmtpd only knows about STARTTLS; a port-465 connection is TLS from the start.
             kwargs["auth_require_tls"] = tls is not None and not implicit_tls
-        self._controller = _Controller(self.handler, hostname="127.0.0.1", port=self._port, **kwargs)
+        self._controller = _Controller(
+            self.handler, hostname="127.0.0.1", port=self._port, **kwargs
+        )
 
     def __enter__(self) -> SmtpServer:
         self._controller.start()

@@ -11,7 +11,7 @@ from session_bot.delivery import deliver_mailing
 from session_bot.errors import MailError
 from session_bot.mailer import SmtpTransport
 from session_bot.store import DeliveryRow, Store
-from tests.smtp_server import Fault, SmtpServer, free_port
+from tests.smtp_server import CollectingHandler, Fault, SmtpServer, free_port
 from tests.test_delivery_support import (
     SENDER,
     add_subscribers,
@@ -60,11 +60,12 @@ def test_every_recipient_once_over_parallel_reused_connections(store: Store) -> 
     assert store.get_mailing(mailing).finished_at is not None
 
 
-def test_answers_are_classified_and_temporary_ones_retried(store: Store) -> None:
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelining"])
+def test_answers_are_classified_and_temporary_ones_retried(store: Store, pipelining: bool) -> None:
     add_subscribers(store, 12)
     mailing = frozen_mailing(store)
     gone, greylisted, policy_refused, always_busy = address(1), address(2), address(3), address(4)
-    with SmtpServer() as srv:
+    with SmtpServer(CollectingHandler(pipelining=pipelining)) as srv:
         h = srv.handler
         h.add_fault(Fault("rcpt", "550 5.1.1 <x>: no such mailbox", recipient=gone))
         h.add_fault(Fault("rcpt", "451 4.7.1 greylisted, try later", recipient=greylisted, times=2))
@@ -128,13 +129,14 @@ def test_unsubscribed_after_freezing_gets_nothing(store: Store) -> None:
     assert rows(store, mailing)[address(3)]["last_response"] == "subscriber is unsubscribed"
 
 
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelining"])
 def test_relay_closing_every_few_messages_loses_nothing_and_duplicates_nothing(
-    store: Store,
+    store: Store, pipelining: bool
 ) -> None:
     """listmonk#2313: a relay ends the connection after n mails; here the rest just goes on."""
     add_subscribers(store, 60)
     mailing = frozen_mailing(store)
-    with SmtpServer() as srv:
+    with SmtpServer(CollectingHandler(pipelining=pipelining)) as srv:
         srv.handler.add_fault(
             Fault("mail", "421 4.7.0 too many messages, closing", from_nth_on_connection=4,
                   close_after=True)
@@ -148,11 +150,12 @@ def test_relay_closing_every_few_messages_loses_nothing_and_duplicates_nothing(
     assert statuses(store, mailing) == {"sent": 60}
 
 
-def test_connection_dropped_after_data_is_retried(store: Store) -> None:
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelining"])
+def test_connection_dropped_after_data_is_retried(store: Store, pipelining: bool) -> None:
     add_subscribers(store, 30)
     mailing = frozen_mailing(store)
     kept, lost = address(5), address(6)
-    with SmtpServer() as srv:
+    with SmtpServer(CollectingHandler(pipelining=pipelining)) as srv:
         h = srv.handler
         # The server took the message but the 250 never arrived: the one duplicate a drop allows.
         h.add_fault(Fault("data", recipient=kept, drop=True, keep=True, times=1))

@@ -10,7 +10,7 @@ import pytest
 
 from session_bot.errors import MailError
 from session_bot.mailer import MaildirTransport, SendResult, SmtpTransport
-from tests.smtp_server import Fault, SmtpServer, free_port, self_signed_cert
+from tests.smtp_server import CollectingHandler, Fault, SmtpServer, free_port, self_signed_cert
 
 MESSAGE = b"From: a@sb.example.org\r\nTo: b@example.org\r\nSubject: x\r\n\r\n.dot line\r\nok\r\n"
 LOGIN = ("sessionbot", "s3cret-pass")
@@ -93,7 +93,22 @@ def test_nothing_listening() -> None:
         t.check()
 
 
-def test_answers_per_recipient(smtp_server: SmtpServer) -> None:
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelining"])
+def any_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    with SmtpServer(CollectingHandler(pipelining=request.param)) as srv:
+        yield srv
+
+
+def test_pipelining_is_used_when_offered(any_server: SmtpServer) -> None:
+    t = SmtpTransport(any_server.host, any_server.port, tls="none")
+    assert t.send("s@sb.example.org", "r@x.org", MESSAGE).outcome == "sent"
+    assert t._conn is not None
+    assert t._conn.has_extn("pipelining") == any_server.handler.pipelining
+    t.close()
+
+
+def test_answers_per_recipient(any_server: SmtpServer) -> None:
+    smtp_server = any_server
     h = smtp_server.handler
     h.add_fault(
         Fault("rcpt", "550 5.1.1 <gone@example.org>: no such mailbox", recipient="gone@x.org")
@@ -117,8 +132,9 @@ def test_answers_per_recipient(smtp_server: SmtpServer) -> None:
 
 
 def test_drop_before_data_reconnects_drop_after_data_is_ambiguous(
-    smtp_server: SmtpServer,
+    any_server: SmtpServer,
 ) -> None:
+    smtp_server = any_server
     h = smtp_server.handler
     t = SmtpTransport(smtp_server.host, smtp_server.port, tls="none")
     assert t.send("s@sb.example.org", "one@x.org", MESSAGE).outcome == "sent"
@@ -134,7 +150,8 @@ def test_drop_before_data_reconnects_drop_after_data_is_ambiguous(
                                                    "four@x.org"]  # fmt: skip
 
 
-def test_421_closing_answer_then_fresh_connection(smtp_server: SmtpServer) -> None:
+def test_421_closing_answer_then_fresh_connection(any_server: SmtpServer) -> None:
+    smtp_server = any_server
     h = smtp_server.handler
     h.add_fault(Fault("mail", "421 4.7.0 closing", from_nth_on_connection=3, close_after=True))
     t = SmtpTransport(smtp_server.host, smtp_server.port, tls="none")
@@ -162,3 +179,17 @@ def test_maildir_check_and_clone(tmp_path: Path) -> None:
     (tmp_path / "outbox" / "tmp").write_text("not a folder")
     with pytest.raises(MailError, match="SESSION_BOT_OUTBOX"):
         box.check()
+
+
+def test_refused_sender_and_unusable_addresses(any_server: SmtpServer) -> None:
+    any_server.handler.add_fault(Fault("mail", "553 5.7.1 not your address", times=1))
+    t = SmtpTransport(any_server.host, any_server.port, tls="none")
+    with pytest.raises(MailError, match="refused the envelope sender"):
+        t.send("s@sb.example.org", "r@x.org", MESSAGE)
+    bad = t.send("s@sb.example.org", "r@x.org>\r\nRCPT TO:<evil@x.org", MESSAGE)
+    assert (bad.outcome, bad.code) == ("permanent", None)
+    with pytest.raises(MailError, match="cannot be used"):
+        t.send("s@sb.example.org\r\nRSET", "r@x.org", MESSAGE)
+    assert t.send("s@sb.example.org", "ok@x.org", MESSAGE).outcome == "sent"
+    t.close()
+    assert [m.rcpt_tos for m in any_server.handler.messages] == [["ok@x.org"]]
