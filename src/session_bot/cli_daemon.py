@@ -17,7 +17,7 @@ import typer
 from session_bot.errors import SessionBotError
 
 if TYPE_CHECKING:
-    from session_bot.lock import FileLock
+    from session_bot.lock import RunLock
     from session_bot.plan import Occurrence, Plan
     from session_bot.settings import Settings
 
@@ -47,8 +47,10 @@ def _fail(err: SessionBotError) -> None:
     raise typer.Exit(err.exit_code)
 
 
-def wait_for_run_lock(settings: Settings, echo: Echo) -> FileLock:
-    """The run lock; if another run holds it, say so and wait up to SESSION_BOT_LOCK_TIMEOUT."""
+def wait_for_run_lock(settings: Settings, echo: Echo) -> RunLock:
+    """The run lock; if another run holds it, say so and wait up to SESSION_BOT_LOCK_TIMEOUT.
+
+    On PostgreSQL the lock is database-wide: the run waits for the leader's run on any host."""
     from session_bot import wiring
     from session_bot.errors import LockBusy
 

@@ -9,6 +9,12 @@ Signals: SIGHUP reloads the plan and rebuilds the jobs; SIGTERM/SIGINT stop taki
 let the message in flight finish (the rest of a mailing stays pending in the store and goes out
 right after the restart) and exit 0 within seconds.
 
+One instance acts. On SQLite a file lock next to the database refuses a second `serve`. On
+PostgreSQL every `serve` starts as a standby (web pages and /healthz, no runs) and the one that
+wins the leader lock (``leader.Leadership``) schedules and runs; when the leader dies a standby
+wins the lock, runs the reconcile at once (which drains the open mailing where it stopped) and
+schedules from then on. A leader that loses its lock's connection stops acting and stands by.
+
 The scheduler runs on wall time (``wall``); ``clock`` is what the runner and the web app see. They
 are the same outside tests; a test clock is mapped onto wall time by its offset when scheduling.
 Year-long schedules are tested by driving ``Runner.run`` at every ``next_due`` directly.
@@ -29,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -41,7 +47,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from session_bot import wiring
 from session_bot.alerts import Alerter, make_alerter
 from session_bot.clock import system_clock
-from session_bot.errors import ConfigError, LockBusy, PlanError, SessionBotError
+from session_bot.errors import ConfigError, LockBusy, PlanError, SessionBotError, StoreError
+from session_bot.leader import Election, Instance, Leadership, instances, is_postgresql
 from session_bot.lock import FileLock
 from session_bot.mailer import Transport
 from session_bot.plan import Plan, load_plan
@@ -53,6 +60,9 @@ from session_bot.timeline import next_due
 from session_bot.zoom import ZoomClient
 from session_bot.zoom_sandbox import ZoomSandbox
 
+if TYPE_CHECKING:
+    from session_bot.web_deps import WebContext
+
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
@@ -60,22 +70,23 @@ Clock = Callable[[], dt.datetime]
 TICK_SECONDS = 3600.0
 PLAN_CHECK_SECONDS = 30.0
 STOP_GRACE_SECONDS = 20.0
+RUN_JOBS = ("safety-tick", "next-due", "start", "takeover")
+# The delivery worker of whoever leads on PostgreSQL: one name for all hosts, so a new leader
+# resumes at once the rows its dead predecessor left in `sending` (holding the leader lock
+# proves that predecessor is gone) instead of waiting for them to go stale.
+LEADER_WORKER = "daemon@leader"
 
 
-def daemon_lock(settings: Settings) -> FileLock:
+def daemon_lock(settings: Settings, note: str = "") -> FileLock:
     """The single-instance lock: next to the SQLite file (``var/daemon.lock`` by default)."""
-    url = settings.resolved_database_url
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        where = Path(url.removeprefix("sqlite:///")).parent
-    else:
-        where = settings.var_dir
-    return FileLock(where / "daemon.lock", "daemon")
+    return wiring.daemon_lock(settings, note)
 
 
-def acquire_daemon_lock(settings: Settings) -> FileLock:
-    lock = daemon_lock(settings)
+def acquire_daemon_lock(settings: Settings, note: str = "") -> FileLock:
+    lock = daemon_lock(settings, note)
     try:
-        return lock.acquire(timeout=0)
+        # A moment's patience: `session-bot status` looks at the lock for an instant.
+        return lock.acquire(timeout=1.0, poll=0.1)
     except LockBusy:
         holder = lock.path.read_text(errors="replace").strip() or "another process"
         raise LockBusy(
@@ -97,23 +108,24 @@ class QuietServer(uvicorn.Server):
 
 
 class StopAwareStore(Store):
-    """The store, except that delivery claims come back empty once shutdown has begun.
+    """The store, except that delivery claims come back empty once ``halted()`` says so
+    (shutdown has begun, or this instance lost the leadership).
 
     The batch already claimed (in flight) is sent and recorded; every other row stays
-    ``pending``, untouched, and the mailing open, so the first run after the restart carries on
-    where this one stopped.
+    ``pending``, untouched, and the mailing open, so the next run (after the restart, or the
+    new leader's) carries on where this one stopped.
     """
 
-    def __init__(self, url: str, stopping: threading.Event) -> None:
+    def __init__(self, url: str, halted: Callable[[], bool]) -> None:
         super().__init__(url)
-        self.stopping = stopping
+        self.halted = halted
 
     def claim_deliveries(self, mailing_id: int, **kw: Any) -> Claim:
-        if not self.stopping.is_set():
+        if not self.halted():
             return super().claim_deliveries(mailing_id, **kw)
         # Still record the outcomes of the batch that was in flight, but claim nothing new.
         super().claim_deliveries(mailing_id, **{**kw, "limit": 0})
-        log.info("stopping: the rest of mailing %s stays pending for the next run", mailing_id)
+        log.info("halted: the rest of mailing %s stays pending for the next run", mailing_id)
         return Claim(rows=[], wait_until=None)
 
 
@@ -218,6 +230,14 @@ class Daemon:
         self._wake = threading.Event()
         self._signals: list[int] = []
         self._mutex = threading.Lock()  # one run or reload at a time inside this process
+        self._role_lock = threading.Lock()  # role changes (leadership thread) vs. scheduling
+        self.shared = is_postgresql(settings.resolved_database_url)
+        self.instance = Instance(
+            "standby" if self.shared else "leader", socket.gethostname(), os.getpid(), wall()
+        )
+        self.leadership: Leadership | None = None
+        self._started = False
+        self._ctx: WebContext | None = None  # the web app's context; its role follows ours
         self._stack = contextlib.ExitStack()
         self._scheduled: dt.datetime | None = None
         self._retry_at: dt.datetime | None = None  # deliveries waiting for a retry
@@ -245,12 +265,22 @@ class Daemon:
 
     def _start(self) -> None:
         settings = self.settings
-        self._stack.callback(acquire_daemon_lock(settings).release)
+        if not self.shared:
+            since = self.instance.since or self.wall()
+            note = f"on {self.instance.host} since {since.isoformat(timespec='seconds')}"
+            self._stack.callback(acquire_daemon_lock(settings, note).release)
         self.plan = load_plan(self.plan_file.path)
         self.plan_file.remember()
-        self.store = StopAwareStore(settings.resolved_database_url, self.stopping)
+        self.store = StopAwareStore(settings.resolved_database_url, self.halted)
         self._stack.callback(self.store.close)
         self.store.ensure_schema()
+        if self.sandbox_mode and self.shared:
+            log.warning(
+                "--sandbox on PostgreSQL: every instance runs its own Zoom sandbox, so a standby "
+                "that takes over cannot see the meetings of the leader's sandbox. For a shared "
+                "one, run `session-bot sandbox` once and point SESSION_BOT_ZOOM_API_URL and "
+                "SESSION_BOT_ZOOM_OAUTH_URL of every instance at it (without --sandbox)."
+            )
         if self.sandbox_mode:
             sandbox = ZoomSandbox(state_file=wiring.var_path(settings, "zoom-sandbox.json"))
             sandbox.start()
@@ -277,10 +307,12 @@ class Daemon:
         self._stack.callback(sock.close)
         self._start_web(sock)
         self._start_scheduler()
+        self._start_leadership()
         db = self.store.engine.url.render_as_string(hide_password=True)
         log.info(
-            "daemon started (pid %s): plan %s, database %s, %s, mail via %s, web %s",
+            "daemon started (pid %s, %s): plan %s, database %s, %s, mail via %s, web %s",
             os.getpid(),
+            self.instance.role,
             self.plan_file.path,
             db,
             zoom_desc,
@@ -295,7 +327,7 @@ class Daemon:
         runner.on_hold = self.alerter
         runner.on_alert = self.alerter.notice
         # A stable name: after a restart the daemon resumes its own unfinished claims at once.
-        runner.worker = f"daemon@{socket.gethostname()}"
+        runner.worker = LEADER_WORKER if self.shared else f"daemon@{socket.gethostname()}"
         return runner
 
     def _start_web(self, sock: socket.socket) -> None:
@@ -312,10 +344,11 @@ class Daemon:
             transport=lambda: wiring.make_transport(settings),
             secret_key=wiring.secret_key(settings),
             trigger_run=self.admin_run,
-            role="leader",
+            role=self.instance.role,
         )
+        self._ctx = ctx
         config = uvicorn.Config(
-            create_app(ctx),
+            create_app(ctx, instance=self.instance_info),
             log_config=None,
             access_log=False,
             lifespan="off",
@@ -332,25 +365,123 @@ class Daemon:
         log.info("web: listening on %s", self.web_url)
 
     def _start_scheduler(self) -> None:
+        """Jobs every instance runs; the run jobs come with the leadership (``_become_leader``)."""
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=dt.UTC,
         )
         self.scheduler.add_job(
-            self._job_run,
-            IntervalTrigger(seconds=self.tick_seconds, timezone=dt.UTC),
-            args=["tick"],
-            id="safety-tick",
-        )
-        self.scheduler.add_job(
             self._job_check_plan,
             IntervalTrigger(seconds=self.plan_check_seconds, timezone=dt.UTC),
             id="plan-check",
         )
-        # Catch up at once on whatever fell due while the daemon was down.
-        self.scheduler.add_job(self._job_run, args=["start"], id="start")
         self.scheduler.start()
+
+    def _start_leadership(self) -> None:
+        if not self.shared:
+            self._become_leader("start")  # the file lock made this process the only one
+            self._started = True
+            return
+        election = Election(
+            self.settings.resolved_database_url,
+            host=self.instance.host,
+            pid=self.instance.pid,
+            clock=self.wall,
+            failover_seconds=self.settings.failover_seconds,
+        )
+        self.leadership = Leadership(
+            election, on_elected=self._on_elected, on_lost=self._lose_leadership
+        )
+        self._stack.callback(self.leadership.stop)  # closed first: a standby takes over at once
+        if not self.leadership.start():
+            leader = self._leader_instance()
+            log.info(
+                "leadership: standby (pid %s on %s); the leader is %s; trying every %.1f s, "
+                "taking over within %.0f s of its end",
+                self.instance.pid,
+                self.instance.host,
+                leader.describe() if leader else "unknown",
+                self.leadership.poll,
+                self.settings.failover_seconds,
+            )
+        self._started = True
+
+    def _on_elected(self) -> None:
+        self._become_leader("takeover" if self._started else "start")
+
+    def _become_leader(self, trigger: str) -> None:
+        """Take up the run jobs; the first run happens now (catch-up, or the takeover)."""
+        assert self.scheduler is not None
+        with self._role_lock:
+            if self.stopping.is_set():
+                return
+            standby_since = self.instance.since
+            self.instance = Instance("leader", self.instance.host, self.instance.pid, self.wall())
+            if self._ctx is not None:
+                self._ctx.role = "leader"
+            self.scheduler.add_job(
+                self._job_run,
+                IntervalTrigger(seconds=self.tick_seconds, timezone=dt.UTC),
+                args=["tick"],
+                id="safety-tick",
+                replace_existing=True,
+            )
+            # Catch up at once on whatever fell due while nobody acted.
+            self.scheduler.add_job(self._job_run, args=[trigger], id=trigger, replace_existing=True)
+        if trigger == "takeover":
+            log.warning(
+                "leadership: took over as leader (pid %s on %s, standby since %s): the previous "
+                "leader is gone; running the reconcile now",
+                self.instance.pid,
+                self.instance.host,
+                standby_since.isoformat(timespec="seconds") if standby_since else "?",
+            )
+        elif self.shared:
+            log.info("leadership: leader (pid %s on %s)", self.instance.pid, self.instance.host)
+
+    def _lose_leadership(self) -> None:
+        """The leader lock's connection failed: stop acting now, stand by, try again later."""
+        with self._role_lock:
+            self.instance = Instance("standby", self.instance.host, self.instance.pid, self.wall())
+            if self._ctx is not None:
+                self._ctx.role = "standby"
+            if self.scheduler is not None:
+                for job in RUN_JOBS:
+                    with contextlib.suppress(JobLookupError):
+                        self.scheduler.remove_job(job)
+            self._scheduled = None
+        log.error(
+            "leadership lost: the database connection holding the leader lock failed; this "
+            "instance stops acting (the message in flight finishes, the rest stays pending for "
+            "the next leader) and stands by"
+        )
+
+    @property
+    def leads(self) -> bool:
+        return self.instance.role == "leader"
+
+    def halted(self) -> bool:
+        """No new delivery claims: shutting down, or no longer the leader."""
+        return self.stopping.is_set() or not self.leads
+
+    def _leader_instance(self) -> Instance | None:
+        if self.leads:
+            return self.instance
+        if not self.shared:
+            return None
+        try:
+            return next((i for i in instances(self.store.engine) if i.role == "leader"), None)
+        except StoreError:
+            return None
+
+    def instance_info(self) -> dict[str, Any]:
+        """This process for /healthz: role, host, pid, since; a standby names the leader."""
+        info = self.instance.as_dict()
+        if not self.leads:
+            leader = self._leader_instance()
+            info["leader"] = leader.as_dict() if leader else None
+        return info
 
     def serve(self) -> int:
         """Run until SIGTERM/SIGINT; SIGHUP reloads the plan. Returns the exit code."""
@@ -430,6 +561,11 @@ class Daemon:
     ) -> dict[str, Any]:
         """One reconcile under the run lock; never raises for user-fixable problems."""
         timeout = self.settings.lock_timeout if lock_timeout is None else lock_timeout
+        if not self.leads:
+            err = LockBusy(self.standby_message())
+            if raise_busy:
+                raise err
+            return {"ok": False, "error": str(err)}
         if not self._mutex.acquire(timeout=timeout):
             err = LockBusy(f"a run is already in progress in this daemon; waited {timeout:.0f} s")
             if raise_busy:
@@ -438,6 +574,8 @@ class Daemon:
         try:
             if self.stopping.is_set():
                 return {"ok": False, "error": "the daemon is stopping"}
+            if not self.leads:
+                return {"ok": False, "error": self.standby_message()}
             return self._run_locked(trigger, timeout, raise_busy)
         finally:
             self._mutex.release()
@@ -468,6 +606,15 @@ class Daemon:
             return {"ok": False, "error": f"internal error ({type(exc).__name__}); see the log"}
         self._retry_at = report.delivery.next_attempt_at
         return report_dict(report)
+
+    def standby_message(self) -> str:
+        leader = self._leader_instance()
+        where = f"the leader ({leader.describe()})" if leader else "the leader"
+        return (
+            f"this instance (pid {self.instance.pid} on {self.instance.host}) is a standby: "
+            f"{where} runs the reconcile. Send the request to the leader; this one takes over "
+            "by itself when the leader is gone."
+        )
 
     def admin_run(self, trigger: str) -> dict[str, Any]:
         """The web app's trigger: a run now. For POST /admin/run a busy lock raises LockBusy
@@ -502,7 +649,7 @@ class Daemon:
 
     def _schedule_next(self, force_log: bool = False) -> None:
         """(Re)place the job at the next due moment of the current plan and state."""
-        if self.stopping.is_set() or self.scheduler is None:
+        if self.stopping.is_set() or self.scheduler is None or not self.leads:
             return
         now = self.clock()
         due = next_due(now, self.plan, state_from_store(self.store))
@@ -515,13 +662,16 @@ class Daemon:
         else:
             # The scheduler fires on wall time; a test clock is mapped by its offset.
             fire_at = self.wall() + (due - self.clock())
-            self.scheduler.add_job(
-                self._job_run,
-                DateTrigger(run_date=fire_at, timezone=dt.UTC),
-                args=["schedule"],
-                id="next-due",
-                replace_existing=True,
-            )
+            with self._role_lock:
+                if not self.leads:  # lost the leadership meanwhile: the run jobs are gone
+                    return
+                self.scheduler.add_job(
+                    self._job_run,
+                    DateTrigger(run_date=fire_at, timezone=dt.UTC),
+                    args=["schedule"],
+                    id="next-due",
+                    replace_existing=True,
+                )
         if due != self._scheduled or force_log:
             self._scheduled = due
             if due is None:

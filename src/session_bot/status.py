@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from session_bot import wiring
+from session_bot.leader import instances, is_postgresql
 from session_bot.plan import Plan
 from session_bot.runner import state_from_store
 from session_bot.settings import Settings
+from session_bot.store import Store
 from session_bot.timeline import SessionState, due_actions, next_due, upcoming
 
 HELD_REASON = "no topic in the plan yet: invitation held, the organiser is alerted daily"
+_LOCK_TEXT = re.compile(r"pid (?P<pid>\d+)(?: on (?P<host>\S+))?(?: since (?P<since>\S+))?")
+
+
+def daemon_instances(settings: Settings, store: Store) -> list[dict[str, Any]]:
+    """The running `serve` processes: on PostgreSQL every leader and standby connected to the
+    database; on SQLite the one holding the daemon lock (empty: no daemon runs)."""
+    if is_postgresql(settings.resolved_database_url):
+        return [i.as_dict() for i in instances(store.engine)]
+    holder = wiring.daemon_lock(settings).holder()
+    if holder is None:
+        return []
+    m = _LOCK_TEXT.match(holder)
+    return [
+        {
+            "role": "leader",
+            "host": m["host"] if m else None,
+            "pid": int(m["pid"]) if m else None,
+            "since": m["since"] if m else None,
+        }
+    ]
 
 
 def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str, Any]:
@@ -89,6 +112,7 @@ def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str
             for b in store.bounced_subscribers()
         ],
         "zoom_calls_today": store.zoom_calls_on(now.astimezone(dt.UTC).date()),
+        "instances": daemon_instances(settings, store),
     }
 
 
@@ -149,4 +173,16 @@ def format_status(data: dict[str, Any]) -> str:
             lines.append(f"  {b['email']}{since}{answer}")
     calls = data["zoom_calls_today"]
     lines.append(f"Zoom create/update calls today (UTC): {sum(calls.values())} of 100")
+    lines.extend(format_instances(data.get("instances", [])))
     return "\n".join(lines)
+
+
+def format_instances(found: list[dict[str, Any]]) -> list[str]:
+    if not found:
+        return ["Daemon: not running (no `session-bot serve` holds the lock)"]
+    lines = ["Daemon instances:"]
+    for i in found:
+        host = f" on {i['host']}" if i.get("host") else ""
+        since = f" since {i['since']}" if i.get("since") else ""
+        lines.append(f"  {i['role']:<8} pid {i['pid']}{host}{since}")
+    return lines

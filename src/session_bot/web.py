@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import logging
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header
@@ -39,25 +40,54 @@ def _bearer_ok(header: str | None, expected: str) -> bool:
     return hmac.compare_digest(token.strip().encode(), expected.encode())
 
 
-def health(ctx: WebContext) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, body) of /healthz: the database answers, the last run, the next due moment."""
+Instance = Callable[[], dict[str, Any]]
+
+
+def health(ctx: WebContext, instance: Instance | None = None) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body) of /healthz: the database answers, the last run, the next due moment,
+    and (``instance``) which process answers: role, host, pid, since; a standby names the leader."""
     now = ctx.clock()
     try:
         last = ctx.store.last_run()
         nd = next_due(now, ctx.plan(), state_from_store(ctx.store))
+        me = instance() if instance is not None else None
     except (SQLAlchemyError, SessionBotError) as exc:
         log.error("health check failed: %s", exc)
         return 503, {"ok": False, "role": ctx.role, "error": type(exc).__name__}
-    return 200, {
+    body: dict[str, Any] = {
         "ok": True,
         "role": ctx.role,
         "now": now.isoformat(),
         "last_run": {k: _iso(v) for k, v in last.items()} if last else None,
         "next_due": nd.isoformat() if nd else None,
     }
+    if me is not None:
+        body["instance"] = me
+    return 200, body
 
 
-def create_app(ctx: WebContext) -> FastAPI:
+def _standby_refusal(ctx: WebContext, instance: Instance | None) -> JSONResponse:
+    leader = (instance() if instance is not None else {}).get("leader")
+    where = (
+        f"the leader (pid {leader['pid']} on {leader['host']})"
+        if isinstance(leader, dict)
+        else "the leader"
+    )
+    return JSONResponse(
+        {
+            "ok": False,
+            "role": ctx.role,
+            "leader": leader,
+            "error": f"this instance is a standby and runs nothing: {where} does. Send POST "
+            "/admin/run to the leader; a standby takes over by itself when the leader is gone.",
+        },
+        status_code=503,
+        headers={"Retry-After": "10"},
+    )
+
+
+def create_app(ctx: WebContext, *, instance: Instance | None = None) -> FastAPI:
+    """The app; ``instance`` describes the serving process for /healthz (the daemon's)."""
     app = FastAPI(
         title="session-bot",
         docs_url=None,
@@ -68,7 +98,7 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     @app.get("/healthz")
     def healthz(ctx: Ctx) -> JSONResponse:
-        status, body = health(ctx)
+        status, body = health(ctx, instance)
         return JSONResponse(body, status_code=status)
 
     @app.post("/admin/run")
@@ -86,6 +116,8 @@ def create_app(ctx: WebContext) -> FastAPI:
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        if ctx.role != "leader":
+            return _standby_refusal(ctx, instance)
         if ctx.trigger_run is None:
             return JSONResponse(
                 {"ok": False, "error": "this process runs no reconcile loop"}, status_code=503

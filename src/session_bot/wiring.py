@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from session_bot.clock import system_clock
 from session_bot.errors import ConfigError
 from session_bot.invitations import DkimConfig, MailConfig, Recipient, Renderer
-from session_bot.lock import FileLock
+from session_bot.leader import AdvisoryLock, is_postgresql
+from session_bot.lock import FileLock, RunLock
 from session_bot.mailer import MaildirTransport, SmtpTransport, Transport
 from session_bot.plan import Plan, Series
 from session_bot.runner import Runner
@@ -41,8 +44,29 @@ def open_store(settings: Settings, *, migrate: bool = False) -> Store:
     return store
 
 
-def run_lock(settings: Settings) -> FileLock:
+def run_lock(settings: Settings, clock: Clock | None = None) -> RunLock:
+    """One run at a time: a file lock in var/ on SQLite; on PostgreSQL a database-wide advisory
+    lock, because a run on another host must wait for the leader's run too."""
+    url = settings.resolved_database_url
+    if is_postgresql(url):
+        return AdvisoryLock(
+            url,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            clock=clock or system_clock,
+            failover_seconds=settings.failover_seconds,
+        )
     return FileLock(settings.var_dir / "run.lock", "run")
+
+
+def daemon_lock(settings: Settings, note: str = "") -> FileLock:
+    """The single-instance lock of `serve` on SQLite: next to the database file."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        where = Path(url.removeprefix("sqlite:///")).parent
+    else:
+        where = settings.var_dir
+    return FileLock(where / "daemon.lock", "daemon", note)
 
 
 def secret_key(settings: Settings) -> str:
