@@ -284,37 +284,52 @@ class _Delivery:
         self, transport: Transport, rows: list[DeliveryRow], out: list[DeliveryOutcome]
     ) -> MailError | None:
         """Send the claimed rows in order; rows not attempted are released, whatever happens."""
-        done = 0
+        recorded: set[int] = set()
         guard = self.policy.inflight_bound / 2
+        to_send: list[DeliveryRow] = []
         error: MailError | None = None
+
+        def messages() -> Iterator[tuple[str, bytes]]:
+            # Personalised one at a time, as the transport asks (at most one ahead).
+            for row in to_send:
+                if self.stop.is_set():
+                    return
+                if self.windows and row.claimed_at and self.clock() - row.claimed_at > guard:
+                    return  # too late to start: the limiter counts this claim only so long
+                yield row.email, self.personalise(row)
+
         try:
             for row in rows:
-                if self.stop.is_set():
-                    break
-                if self.windows and row.claimed_at and self.clock() - row.claimed_at > guard:
-                    break  # too late to start: the limiter counts this claim only so long
-                if row.subscriber_status != "confirmed":
-                    # Unsubscribed (or bounced) after the mailing was frozen: nothing more.
-                    reason = f"subscriber is {row.subscriber_status}"
-                    out.append(
-                        DeliveryOutcome(
-                            row.id, row.subscriber_id, "skipped", self.clock(), response=reason
-                        )
-                    )
-                    done += 1
-                    self._tally("skipped")
+                if row.subscriber_status == "confirmed":
+                    to_send.append(row)
                     continue
-                message = self.personalise(row)
-                try:
-                    result = transport.send(self.sender, row.email, message)
-                except MailError as exc:
-                    error = exc
-                    break
-                out.append(self._outcome(row, result))
-                done += 1
+                # Unsubscribed (or bounced) after the mailing was frozen: nothing more.
+                reason = f"subscriber is {row.subscriber_status}"
+                out.append(
+                    DeliveryOutcome(
+                        row.id, row.subscriber_id, "skipped", self.clock(), response=reason
+                    )
+                )
+                recorded.add(row.id)
+                self._tally("skipped")
+            results = transport.send_many(self.sender, messages())
+            try:
+                for row, result in zip(to_send, results, strict=False):
+                    out.append(self._outcome(row, result))
+                    recorded.add(row.id)
+            except MailError as exc:
+                error = exc
+            finally:
+                close = getattr(results, "close", None)
+                if close is not None:
+                    close()
         finally:
             now = self.clock()
-            out.extend(DeliveryOutcome(r.id, r.subscriber_id, "released", now) for r in rows[done:])
+            out.extend(
+                DeliveryOutcome(r.id, r.subscriber_id, "released", now)
+                for r in rows
+                if r.id not in recorded
+            )
         return error
 
     def _outcome(self, row: DeliveryRow, result: SendResult) -> DeliveryOutcome:

@@ -24,6 +24,7 @@ import re
 import smtplib
 import ssl
 import threading
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -65,6 +66,14 @@ class Transport(Protocol):
     description: str
 
     def send(self, sender: str, recipient: str, message: bytes) -> SendResult: ...
+
+    def send_many(self, sender: str, messages: Iterable[tuple[str, bytes]]) -> Iterator[SendResult]:
+        """Send (recipient, message) pairs in order, yielding one result each as it is known.
+
+        ``messages`` is consumed at most one ahead of the results; a message without a yielded
+        result was not sent. Raises ``MailError`` like ``send``.
+        """
+        ...
 
     def check(self) -> None:
         """Connect (and log in) once; raise ``MailError`` with the fix if that fails."""
@@ -114,6 +123,10 @@ class MaildirTransport:
         except (OSError, mailbox.Error) as exc:
             return SendResult("temporary", None, f"outbox write failed: {exc}")
         return SendResult("sent", 250, f"written to outbox as {key}")
+
+    def send_many(self, sender: str, messages: Iterable[tuple[str, bytes]]) -> Iterator[SendResult]:
+        for recipient, message in messages:
+            yield self.send(sender, recipient, message)
 
     def check(self) -> None:
         probe = self.path / "tmp" / ".session-bot-check"
@@ -243,50 +256,79 @@ class SmtpTransport:
             conn.quit()
 
     def send(self, sender: str, recipient: str, message: bytes) -> SendResult:
-        reused = self._conn is not None
-        if self._conn is None:
-            self._conn = self._connect()
+        results = self.send_many(sender, [(recipient, message)])
         try:
-            return self._transaction(self._conn, sender, recipient, message)
-        except _NotTaken as exc:
-            self._drop()
-            if not reused:
-                return SendResult("temporary", exc.code, exc.text)
-        # A reused connection may have been closed by the server while idle, or the server
-        # closes after N messages (421): nothing was taken, so one fresh connection is safe.
-        self._conn = self._connect()
+            return next(results)
+        finally:
+            results.close()
+
+    def send_many(
+        self, sender: str, messages: Iterable[tuple[str, bytes]]
+    ) -> Generator[SendResult, None, None]:
+        """One result per message, in order. With PIPELINING (RFC 2920) the envelope (MAIL, RCPT,
+        DATA) goes out in one write, and after the first message in the same write as the
+        previous message's data: one round trip per message instead of four."""
+        pending = iter(messages)
+        item = next(pending, None)
+        primed = False  # the envelope of ``item`` is already on the wire
+        retried = False
         try:
-            return self._transaction(self._conn, sender, recipient, message)
-        except _NotTaken as exc:
-            self._drop()
-            return SendResult("temporary", exc.code, exc.text)
+            while item is not None:
+                reused = self._conn is not None
+                if self._conn is None:
+                    self._conn = self._connect()
+                try:
+                    result, following, primed, failure = self._transaction(
+                        self._conn, sender, item, pending, primed
+                    )
+                except _NotTaken as exc:
+                    self._drop()
+                    primed = False
+                    if reused and not retried:
+                        # Closed while idle, or closing after N messages (421): nothing was
+                        # taken, so one more try on a fresh connection is safe.
+                        retried = True
+                        continue
+                    result, following = SendResult("temporary", exc.code, exc.text), None
+                    yield result
+                    item, retried = next(pending, None), False
+                    continue
+                retried = False
+                yield result
+                if failure is not None:
+                    raise failure
+                item = following
+        finally:
+            if primed:
+                self._drop()  # an envelope in flight that no message will follow
 
     def _transaction(
-        self, conn: smtplib.SMTP, sender: str, recipient: str, message: bytes
-    ) -> SendResult:
+        self,
+        conn: smtplib.SMTP,
+        sender: str,
+        item: tuple[str, bytes],
+        pending: Iterator[tuple[str, bytes]],
+        primed: bool,
+    ) -> tuple[SendResult, tuple[str, bytes] | None, bool, BaseException | None]:
         """MAIL, RCPT, DATA, then the message; a failure is known to be before or after the data.
 
-        With PIPELINING (RFC 2920) the three commands go out in one write and their answers are
-        read in order: two round trips per message instead of four.
+        Returns the result, the next message (taken from ``pending`` once this one's DATA was
+        accepted, so its envelope can ride along), whether that envelope went out, and the error
+        taking the next message raised (this message is still finished first).
         """
+        recipient, message = item
         if not _usable_path(sender, conn):
             raise MailError(
                 f"the envelope sender {sender!r} cannot be used with the SMTP server {self.host}; "
                 "set SESSION_BOT_BOUNCE_ADDRESS or SESSION_BOT_MAIL_FROM to a plain address"
             )
         if not _usable_path(recipient, conn):
-            return SendResult("permanent", None, f"address {recipient!r} cannot be used in SMTP")
-        options = f" SIZE={len(message)}" if conn.has_extn("size") else ""
-        if not (sender + recipient).isascii():
-            options += " SMTPUTF8"
-        commands = (
-            f"MAIL FROM:<{sender}>{options}\r\n".encode(),
-            f"RCPT TO:<{recipient}>\r\n".encode(),
-            b"DATA\r\n",
-        )
+            result = SendResult("permanent", None, f"address {recipient!r} cannot be used in SMTP")
+            return result, next(pending, None), False, None
         pipelining = conn.has_extn("pipelining")
+        commands = _envelope(conn, sender, recipient, message)
         try:
-            if pipelining:
+            if pipelining and not primed:
                 conn.send(b"".join(commands))
             answers: list[tuple[int, str]] = []
             for stage, command in enumerate(commands):
@@ -301,6 +343,44 @@ class SmtpTransport:
                     break
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise _NotTaken(None, f"connection lost before the message was sent: {exc}") from None
+        refused = self._refused(conn, sender, answers)
+        if refused is not None:
+            return refused, next(pending, None), False, None
+        failure: BaseException | None = None
+        try:
+            following = next(pending, None)
+        except Exception as exc:  # e.g. a template error: this message still goes out first
+            following, failure = None, exc
+        tail = b""
+        if following is not None and pipelining and _usable_path(following[0], conn):
+            tail = b"".join(_envelope(conn, sender, *following))
+        body = message
+        if body.startswith(b".") or b"\n." in body:
+            body = _LEADING_DOT.sub(b"..", body)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        try:
+            conn.send(body + b".\r\n" + tail)
+            code, reply = conn.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()
+            lost = SendResult(
+                "temporary",
+                None,
+                f"connection lost after the message was sent, before the server's answer: {exc}",
+                ambiguous=True,
+            )
+            return lost, following, False, failure
+        result = SendResult(classify(code), code, _text(reply))
+        if code == 421:
+            self._drop()  # the server answered, then closes: the answer itself is final
+            return result, following, False, failure
+        return result, following, bool(tail), failure
+
+    def _refused(
+        self, conn: smtplib.SMTP, sender: str, answers: list[tuple[int, str]]
+    ) -> SendResult | None:
+        """The envelope's outcome if it was not accepted (after ending the transaction)."""
         (mail_code, mail_text), *rest = answers
         if mail_code // 100 != 2:
             self._abort(conn, answers)
@@ -319,25 +399,7 @@ class SmtpTransport:
         if data_code != 354:
             self._abort(conn, answers)
             return SendResult(classify(data_code), data_code, data_text)
-        body = message
-        if body.startswith(b".") or b"\n." in body:
-            body = _LEADING_DOT.sub(b"..", body)
-        if not body.endswith(b"\r\n"):
-            body += b"\r\n"
-        try:
-            conn.send(body + b".\r\n")
-            code, reply = conn.getreply()
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            self._drop()
-            return SendResult(
-                "temporary",
-                None,
-                f"connection lost after the message was sent, before the server's answer: {exc}",
-                ambiguous=True,
-            )
-        if code == 421:
-            self._drop()  # the server answered, then closes: the answer itself is final
-        return SendResult(classify(code), code, _text(reply))
+        return None
 
     def _abort(self, conn: smtplib.SMTP, answers: list[tuple[int, str]]) -> None:
         """End a refused transaction; a server that accepted DATA anyway gets an empty message."""
@@ -365,6 +427,19 @@ class SmtpTransport:
                 self._conn.quit()
             _close_quietly(self._conn)
         self._conn = None
+
+
+def _envelope(
+    conn: smtplib.SMTP, sender: str, recipient: str, message: bytes
+) -> tuple[bytes, bytes, bytes]:
+    options = f" SIZE={len(message)}" if conn.has_extn("size") else ""
+    if not (sender + recipient).isascii():
+        options += " SMTPUTF8"
+    return (
+        f"MAIL FROM:<{sender}>{options}\r\n".encode(),
+        f"RCPT TO:<{recipient}>\r\n".encode(),
+        b"DATA\r\n",
+    )
 
 
 def _usable_path(address: str, conn: smtplib.SMTP) -> bool:
