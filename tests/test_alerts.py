@@ -72,14 +72,7 @@ def make_runner(
     clock: ManualClock,
     transport: Transport,
 ) -> Runner:
-    zoom = wiring.make_zoom(
-        settings,
-        store,
-        clock,
-        api_url=sandbox.api_url,
-        oauth_url=sandbox.oauth_url,
-        sandbox_credentials=True,
-    )
+    zoom = wiring.sandbox_zoom(settings, store, clock, sandbox)
     runner = wiring.build_runner(settings, plan, store, zoom, clock, transport=transport)
     runner.on_hold = make_alerter(settings, plan, store, transport)
     return runner

@@ -36,14 +36,7 @@ def runner_for(
     clock: ManualClock,
     transport,
 ):  # type: ignore[no-untyped-def]
-    zoom = wiring.make_zoom(
-        settings,
-        store,
-        clock,
-        api_url=sandbox.api_url,
-        oauth_url=sandbox.oauth_url,
-        sandbox_credentials=True,
-    )
+    zoom = wiring.sandbox_zoom(settings, store, clock, sandbox)
     return wiring.build_runner(settings, plan, store, zoom, clock, transport=transport)
 
 

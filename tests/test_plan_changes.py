@@ -44,10 +44,7 @@ class World:
     def run(self, at: dt.datetime) -> list[Received]:
         self.clock.set(at)
         plan = parse_plan(self.plan_text, "plan.yaml")
-        zoom = wiring.make_zoom(
-            self.settings, self.store, self.clock, api_url=self.sandbox.api_url,
-            oauth_url=self.sandbox.oauth_url, sandbox_credentials=True,
-        )  # fmt: skip
+        zoom = wiring.sandbox_zoom(self.settings, self.store, self.clock, self.sandbox)
         transport = SmtpTransport(self.smtp.host, self.smtp.port, tls="none")
         runner = wiring.build_runner(self.settings, plan, self.store, zoom, self.clock, transport)
         runner.on_alert = lambda subject, body: self.alerts.append(subject)

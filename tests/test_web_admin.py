@@ -42,14 +42,7 @@ def settings_for(tmp_path: Path, **extra: Any) -> Settings:
 def serve_app(
     settings: Settings, plan: Plan, store: Store, clock: ManualClock, sandbox: ZoomSandbox
 ) -> ServerThread:
-    zoom = wiring.make_zoom(
-        settings,
-        store,
-        clock,
-        api_url=sandbox.api_url,
-        oauth_url=sandbox.oauth_url,
-        sandbox_credentials=True,
-    )
+    zoom = wiring.sandbox_zoom(settings, store, clock, sandbox)
     transport = MaildirTransport(settings.resolved_outbox)
     runner = wiring.build_runner(settings, plan, store, zoom, clock, transport=transport)
     ctx = WebContext(

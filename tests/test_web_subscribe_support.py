@@ -137,14 +137,7 @@ def world(
         store.ensure_schema()
         for address in existing:
             store.add_subscriber(address, name=None, language="de", status="confirmed", now=clock())
-        zoom = wiring.make_zoom(
-            settings,
-            store,
-            clock,
-            api_url=sandbox.api_url,
-            oauth_url=sandbox.oauth_url,
-            sandbox_credentials=True,
-        )
+        zoom = wiring.sandbox_zoom(settings, store, clock, sandbox)
         runner = wiring.build_runner(
             settings, plan, store, zoom, clock, transport=smtp_transport(smtp)
         )

@@ -146,14 +146,7 @@ def year(tmp_path: Path) -> tuple[Settings, Plan, Store]:
 def make_runner(
     settings: Settings, plan: Plan, store: Store, sandbox: ZoomSandbox, clock: ManualClock
 ) -> Runner:
-    zoom = wiring.make_zoom(
-        settings,
-        store,
-        clock,
-        api_url=sandbox.api_url,
-        oauth_url=sandbox.oauth_url,
-        sandbox_credentials=True,
-    )
+    zoom = wiring.sandbox_zoom(settings, store, clock, sandbox)
     transport = MaildirTransport(settings.resolved_outbox)
     runner = wiring.build_runner(settings, plan, store, zoom, clock, transport=transport)
     runner.on_hold = make_alerter(settings, plan, store, transport)

@@ -74,8 +74,7 @@ def setup(
     runs: list[str] = []
 
     def runner(transport: Any) -> Any:
-        zoom = wiring.make_zoom(hook_settings, store, clock, api_url=sandbox.api_url,
-                                oauth_url=sandbox.oauth_url, sandbox_credentials=True)  # fmt: skip
+        zoom = wiring.sandbox_zoom(hook_settings, store, clock, sandbox)  # fmt: skip
         return wiring.build_runner(hook_settings, example_plan, store, zoom, clock, transport)
 
     runner(MaildirTransport(tmp_path / "outbox")).run("test")  # the invitation went out

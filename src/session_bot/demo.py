@@ -61,14 +61,7 @@ def run_demo(settings: Settings, plan_path: Path, subscribers_csv: Path, now: dt
         clock=clock,  # the sandbox must live at the demo's moment, or 2025 would be the past
     ) as sandbox:
         sandbox.queue_meeting(**SEED_MEETING)  # type: ignore[arg-type]
-        zoom = wiring.make_zoom(
-            settings,
-            store,
-            clock,
-            api_url=sandbox.api_url,
-            oauth_url=sandbox.oauth_url,
-            sandbox_credentials=True,
-        )
+        zoom = wiring.sandbox_zoom(settings, store, clock, sandbox)
         runner = wiring.build_runner(
             settings, plan, store, zoom, clock, transport=MaildirTransport(outbox)
         )

@@ -8,6 +8,7 @@ import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from session_bot.clock import system_clock
@@ -22,6 +23,9 @@ from session_bot.settings import Settings
 from session_bot.store import DeliveryRow, MailingRow, Store, StoreTokenCache
 from session_bot.tokens import make_token
 from session_bot.zoom import ZoomClient
+
+if TYPE_CHECKING:
+    from session_bot.zoom_sandbox import ZoomSandbox
 
 Clock = Callable[[], dt.datetime]
 
@@ -133,6 +137,20 @@ def make_zoom(
 
 def _count(store: Store, kind: str, now: dt.datetime) -> None:
     store.count_zoom_call(kind, now)
+
+
+def sandbox_zoom(
+    settings: Settings, store: Store, clock: Clock, sandbox: ZoomSandbox
+) -> ZoomClient:
+    """A client for the bundled sandbox (demo, `serve --sandbox`, tests)."""
+    return make_zoom(
+        settings,
+        store,
+        clock,
+        api_url=sandbox.api_url,
+        oauth_url=sandbox.oauth_url,
+        sandbox_credentials=True,
+    )
 
 
 def make_transport(settings: Settings) -> Transport:
