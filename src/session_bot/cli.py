@@ -132,7 +132,9 @@ def run(
         from session_bot.cli_daemon import wait_for_run_lock
 
         zoom = wiring.make_zoom(settings, store, clock)
-        runner = wiring.build_runner(settings, the_plan, store, zoom, clock)
+        runner = wiring.build_runner(
+            settings, the_plan, store, zoom, clock, progress=sys.stderr.isatty()
+        )
         alerter = make_alerter(settings, the_plan, store, runner.transport, clock)
         runner.on_hold, runner.on_alert = alerter, alerter.notice
         with wait_for_run_lock(settings, typer.echo):

@@ -326,6 +326,8 @@ class Daemon:
         )
         runner.on_hold = self.alerter
         runner.on_alert = self.alerter.notice
+        # SIGTERM: every connection finishes the message it is sending, the rest stays pending.
+        runner.stop = self.stopping
         # A stable name: after a restart the daemon resumes its own unfinished claims at once.
         runner.worker = LEADER_WORKER if self.shared else f"daemon@{socket.gethostname()}"
         return runner

@@ -141,10 +141,12 @@ def deliver_mailing(
     rate: RateLimits | None = None,
     policy: DeliveryPolicy | None = None,
     progress: bool = False,
+    stop: threading.Event | None = None,
 ) -> DeliveryReport:
     """Send every due row of the mailing over ``connections`` parallel connections.
 
     ``transport`` is the first connection (the caller closes it); the others are its clones.
+    ``stop`` ends the mailing early once set (the rows not sent stay pending).
     ``progress`` shows a rich progress bar and summary on stderr (for a human at a terminal);
     otherwise progress goes to the log. Raises ``MailError`` if no connection could be used
     while rows were left; those rows stay pending for the next run.
@@ -152,6 +154,9 @@ def deliver_mailing(
     run = _Delivery(
         store, mailing_id, personalise, sender, clock, worker, rate, policy or DeliveryPolicy()
     )
+    if stop is not None:
+        # SIGTERM in the daemon: each connection finishes its message, the rest stays pending.
+        run.stop = stop
     transports = [transport] + [transport.clone() for _ in range(max(connections, 1) - 1)]
     counts = store.delivery_counts(mailing_id)
     todo = counts.get("pending", 0) + counts.get("sending", 0)

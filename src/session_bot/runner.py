@@ -8,12 +8,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from session_bot.changes import changed_fields, describe
-from session_bot.delivery import DeliveryReport, deliver_mailing
+from session_bot.delivery import DeliveryReport, RateLimits, deliver_mailing
 from session_bot.errors import PlanError, ZoomNotFound
 from session_bot.plan import Occurrence, Plan, Series
 from session_bot.store import DeliveryRow, MailingRow, SessionRow, Store
@@ -126,6 +127,10 @@ class Runner:
         on_hold: Callable[[Occurrence, dt.datetime], None] | None = None,
         on_alert: Callable[[str, str], None] | None = None,
         worker: str = "",
+        connections: int = 1,
+        rate: RateLimits | None = None,
+        progress: bool = False,
+        stop: threading.Event | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
@@ -139,6 +144,10 @@ class Runner:
         self.on_hold = on_hold
         self.on_alert = on_alert
         self.worker = worker
+        self.connections = connections
+        self.rate = rate
+        self.progress = progress
+        self.stop = stop
 
     # --- the loop ----------------------------------------------------------------------------
     def plan_actions(self, now: dt.datetime) -> list[Action]:
@@ -425,4 +434,8 @@ class Runner:
             sender=self.sender,
             clock=self.clock,
             worker=self.worker,
+            connections=self.connections,
+            rate=self.rate,
+            progress=self.progress,
+            stop=self.stop,
         )

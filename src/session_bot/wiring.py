@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from session_bot.clock import system_clock
+from session_bot.delivery import RateLimits
 from session_bot.errors import ConfigError
 from session_bot.invitations import DkimConfig, MailConfig, Recipient, Renderer
 from session_bot.leader import AdvisoryLock, is_postgresql
@@ -242,6 +243,8 @@ def build_runner(
     zoom: ZoomClient,
     clock: Clock,
     transport: Transport | None = None,
+    *,
+    progress: bool = False,
 ) -> Runner:
     return Runner(
         plan=plan,
@@ -253,6 +256,13 @@ def build_runner(
         sender=envelope_sender(settings, plan),
         recipient_for=recipient_factory(settings, plan),
         message_id_domain=_domain(envelope_sender(settings, plan)),
+        connections=settings.smtp_connections if settings.smtp_configured else 1,
+        rate=RateLimits.of(
+            per_second=settings.rate_per_second,
+            per_minute=settings.rate_per_minute,
+            per_hour=settings.rate_per_hour,
+        ),
+        progress=progress,
     )
 
 
