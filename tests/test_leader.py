@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from sqlalchemy import create_engine, text
@@ -188,3 +189,68 @@ def test_status_on_sqlite_names_the_daemon_that_holds_the_lock(tmp_path: Path) -
         assert daemon_instances(settings, store) == []
     finally:
         store.close()
+
+
+def web_role(url: str) -> str:
+    return str(httpx.get(f"{url}/healthz", timeout=5).json()["role"])
+
+
+def test_in_process_daemons_only_the_leader_schedules_and_a_leader_that_loses_its_lock_stops(
+    pg_url: str, tmp_path: Path
+) -> None:
+    from session_bot.daemon import Daemon
+    from tests.test_leader_support import first_wednesday_after, plan_text
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(plan_text(first_wednesday_after(10), 2), "utf-8")
+    Store(pg_url).create_schema()
+
+    def daemon(name: str) -> Daemon:
+        settings = load_settings(
+            None,
+            database_url=pg_url,
+            var_dir=tmp_path / name,
+            plan=plan,
+            secret_key="test-secret-key-0123456789abcdef",
+            failover_seconds=FAILOVER,
+        )
+        d = Daemon(settings, plan_path=plan, clock=utc_now, sandbox=True, port=0, stop_grace=5)
+        d.start()
+        return d
+
+    def jobs(d: Daemon) -> set[str]:
+        assert d.scheduler is not None
+        return {j.id for j in d.scheduler.get_jobs()}
+
+    a = daemon("a")
+    b = None
+    try:
+        b = daemon("b")
+        assert (a.instance.role, b.instance.role) == ("leader", "standby")
+        wait_for(lambda: "next-due" in jobs(a), "a's start run to schedule the next one")
+        assert jobs(a) == {"plan-check", "safety-tick", "next-due"}
+        assert jobs(b) == {"plan-check"}  # a standby runs no reconcile
+        with pytest.raises(LockBusy, match="is a standby"):
+            b.admin_run("admin")
+        assert b.run_once("webhook")["ok"] is False
+
+        # a's lock connection ends while a lives on: a stops acting, b takes over.
+        assert a.leadership is not None
+        assert terminate(pg_url, a.leadership.election.instance.app_name()) == 1
+        wait_for(lambda: b.instance.role == "leader", "b to take over")
+        wait_for(lambda: a.instance.role == "standby", "a to stand by")
+        wait_for(lambda: jobs(a) == {"plan-check"}, "a to drop its run jobs")
+        assert a.halted() and a.web_url and web_role(a.web_url) == "standby"
+        wait_for(lambda: "next-due" in jobs(b), "b's run jobs")
+        assert jobs(b) == {"plan-check", "safety-tick", "next-due"}
+        wait_for(lambda: (r := a.store.last_run()) and r["trigger"] == "takeover", "b's run")
+        # a reconnects at its next try and is listed as a standby again.
+        both = [("leader", os.getpid()), ("standby", os.getpid())]
+        wait_for(
+            lambda: [(i.role, i.pid) for i in instances(a.store.engine)] == both,
+            "a to stand by again",
+        )
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()
