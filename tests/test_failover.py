@@ -8,12 +8,13 @@ a private sandbox, which a real installation never has.)
 
 What is counted at the SMTP server:
 - every subscriber has the invitation;
-- extra copies ≤ the rows in `sending` at the moment of the kill. Those are the leader's claimed
-  rows whose outcome it had not recorded: the message in DATA when it died and the ones sent
-  earlier in the same claimed batch (outcomes are recorded with the next claim). Each of them may
-  be at the server already, and the new leader sends each again, once. Nothing else can be sent
-  twice: every other row is `sent` (skipped by everyone) or `pending` (never handed to SMTP).
-  The leader is frozen with SIGSTOP for the count, then killed, so the count is exact.
+- extra copies ≤ the rows in `sending` at the moment of the kill (and those ≤ SMTP connections ×
+  claim batch). They are the leader's claimed rows whose outcome it had not recorded: on each
+  connection the message in DATA when it died and the ones sent earlier in the same claimed
+  batch (outcomes are recorded with the next claim). Each of them may be at the server already,
+  and the new leader sends each again, once. Nothing else can be sent twice: every other row is
+  `sent` (skipped by everyone) or `pending` (never handed to SMTP). The leader is frozen with
+  SIGSTOP for the count, then killed, so the count is exact.
 - one Zoom meeting for the session in the sandbox.
 """
 
@@ -29,7 +30,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from session_bot import wiring
 from session_bot.delivery import DeliveryPolicy
+from session_bot.errors import LockBusy
 from session_bot.settings import load_settings
 from session_bot.store import Store
 from session_bot.zoom import marker
@@ -93,11 +96,15 @@ def test_sigkill_of_the_leader_mid_mailing_the_standby_finishes_it(
 
             # Mid-batch (batches of 10): some messages of the claimed batch are at the server.
             wait_for(lambda: len(smtp.handler.messages) >= RECIPIENTS // 4 + 5, "mid-mailing")
+            # A manual `session-bot run` (on any host) would wait: the run lock is the database's.
+            with pytest.raises(LockBusy, match=f"run is active \\(pid {a.pid} on "):
+                wiring.run_lock(load_settings(None, database_url=pg_url)).acquire(timeout=0)
             a.proc.send_signal(signal.SIGSTOP)  # frozen: nothing changes while we count
             (mailing,) = store.open_mailings()
             in_flight = store.delivery_counts(mailing.id).get("sending", 0)
             sent_by_a = store.delivery_counts(mailing.id).get("sent", 0)
             assert 0 < sent_by_a < RECIPIENTS, "the kill must land in mid-mailing"
+            old_connections = smtp.handler.connections  # the new leader's are numbered above
             killed_at, killed_wall = time.monotonic(), time.time()
             a.proc.send_signal(signal.SIGKILL)
             a.proc.wait(timeout=10)
@@ -110,7 +117,7 @@ def test_sigkill_of_the_leader_mid_mailing_the_standby_finishes_it(
             )
             time.sleep(0.1)  # the server logs the last message after its 250
             copies = smtp.handler.copies()
-            first_after = min(m.at for m in smtp.handler.messages if m.at > killed_wall)
+            first_after = min(m.at for m in smtp.handler.messages if m.connection > old_connections)
             health = b.health()
             meetings = zoom.meetings
         finally:

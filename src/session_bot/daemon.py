@@ -227,6 +227,7 @@ class Daemon:
         self.stop_grace = stop_grace
         self.plan_file = _PlanFile(plan_path)
         self.stopping = threading.Event()
+        self._run_stop = threading.Event()  # the current run's delivery stop (see _build_runner)
         self._wake = threading.Event()
         self._signals: list[int] = []
         self._mutex = threading.Lock()  # one run or reload at a time inside this process
@@ -326,8 +327,10 @@ class Daemon:
         )
         runner.on_hold = self.alerter
         runner.on_alert = self.alerter.notice
-        # SIGTERM: every connection finishes the message it is sending, the rest stays pending.
-        runner.stop = self.stopping
+        # SIGTERM or a lost leadership: every connection finishes the message it is sending,
+        # the rest stays pending. One event per run (``_run_locked``): delivery also sets it
+        # itself when it fails, which must end that run only, not mark the daemon as stopping.
+        runner.stop = self._run_stop
         # A stable name: after a restart the daemon resumes its own unfinished claims at once.
         runner.worker = LEADER_WORKER if self.shared else f"daemon@{socket.gethostname()}"
         return runner
@@ -453,6 +456,7 @@ class Daemon:
                     with contextlib.suppress(JobLookupError):
                         self.scheduler.remove_job(job)
             self._scheduled = None
+            self._run_stop.set()
         log.error(
             "leadership lost: the database connection holding the leader lock failed; this "
             "instance stops acting (the message in flight finishes, the rest stays pending for "
@@ -526,6 +530,7 @@ class Daemon:
     def begin_stop(self) -> None:
         """What SIGTERM does first: no new messages go out from now on (the one in flight does)."""
         self.stopping.set()
+        self._run_stop.set()
 
     def stop(self) -> bool:
         """Stop new work, wait for the run in flight (bounded), then close everything.
@@ -585,6 +590,9 @@ class Daemon:
 
     def _run_locked(self, trigger: str, timeout: float, raise_busy: bool) -> dict[str, Any]:
         runner = self.runner
+        self._run_stop = runner.stop = threading.Event()
+        if self.halted():  # SIGTERM or a lost leadership just before the new event was in place
+            self._run_stop.set()
         try:
             with wiring.run_lock(self.settings).acquire(timeout=timeout):
                 try:
