@@ -64,7 +64,11 @@ def is_postgresql(url: str) -> bool:
 
 @dataclass(frozen=True)
 class Timing:
-    """Every interval of the election, derived from SESSION_BOT_FAILOVER_SECONDS."""
+    """Every interval of the election, derived from SESSION_BOT_FAILOVER_SECONDS.
+
+    PostgreSQL counts keepalives in whole seconds, so a dead *host* is replaced within the
+    setting from about 6 s up; below that only a dead process (the usual case) is.
+    """
 
     failover: float
 
