@@ -147,6 +147,30 @@ def run(
 
 
 @app.command()
+def deliver(
+    workers: Annotated[int, typer.Option(help="Parallel worker processes on this machine.")] = 1,
+    plan: PlanOpt = None,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Send what open mailings still owe (no Zoom, no new mailings); several workers may share it."""
+    from session_bot.workers import deliver_open_mailings, run_workers, worker_name
+
+    try:
+        settings = _settings(env_file)
+        plan_path = plan or settings.plan
+        if workers > 1:
+            raise typer.Exit(run_workers(workers, plan_path, env_file, typer.echo))
+        report = deliver_open_mailings(
+            settings, _plan(settings, plan_path), worker_name(), progress=sys.stderr.isatty()
+        )
+        typer.echo(report.summary())
+        if report.permanent:
+            raise typer.Exit(1)
+    except SessionBotError as err:
+        _fail(err)
+
+
+@app.command()
 def preview(
     date: Annotated[str, typer.Argument(help="Session date, YYYY-MM-DD.")],
     format: Annotated[str, typer.Option("--format", help="text | html | ics | eml")] = "text",

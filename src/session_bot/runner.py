@@ -117,7 +117,7 @@ class Runner:
         *,
         plan: Plan,
         store: Store,
-        zoom: ZoomClient,
+        zoom: ZoomClient | None,
         renderer_for: Callable[[Series], Renderer],
         transport: Transport,
         clock: Clock,
@@ -148,6 +148,11 @@ class Runner:
         self.rate = rate
         self.progress = progress
         self.stop = stop
+
+    def _zoom(self) -> ZoomClient:
+        if self.zoom is None:  # a delivery-only runner (`session-bot deliver`) never needs Zoom
+            raise RuntimeError("this runner was built without a Zoom client")
+        return self.zoom
 
     # --- the loop ----------------------------------------------------------------------------
     def plan_actions(self, now: dt.datetime) -> list[Action]:
@@ -238,7 +243,7 @@ class Runner:
                 return adopted
         self.store.record_meeting_intent(row.id, self.clock())
         try:
-            meeting = self.zoom.create_meeting(meeting_request(occ))
+            meeting = self._zoom().create_meeting(meeting_request(occ))
         except LostCreateAnswer:
             log.warning("create answer lost for %s; looking for the meeting by its marker", occ.key)
             adopted = self._adopt(tag, row)
@@ -257,7 +262,7 @@ class Runner:
         """Read the meeting back and make Zoom follow the plan; (meeting, join details changed)."""
         want = meeting_request(occ)
         try:
-            live = self.zoom.get_meeting(meeting.id)
+            live = self._zoom().get_meeting(meeting.id)
         except ZoomNotFound:
             self._alert(
                 f"Zoom-Meeting für {occ.key} wurde in Zoom gelöscht",
@@ -271,7 +276,7 @@ class Runner:
             return fresh, True
         if _differs(live, want):
             log.warning("meeting %s drifted from the plan in Zoom; restoring", live.display_id)
-            live = self.zoom.update_meeting(live.id, want)
+            live = self._zoom().update_meeting(live.id, want)
             self._alert(
                 f"Zoom-Meeting für {occ.key} wurde in Zoom geändert",
                 f"The Zoom meeting {live.display_id} of {occ.key} differed from the plan "
@@ -315,7 +320,7 @@ class Runner:
     def _cancel(self, occ: Occurrence, row: SessionRow, report: RunReport) -> None:
         if row.meeting_id is not None:
             with contextlib.suppress(ZoomNotFound):  # already gone: what we wanted
-                self.zoom.delete_meeting(row.meeting_id)
+                self._zoom().delete_meeting(row.meeting_id)
         if "invitation" in self.store.mailing_kinds_by_session().get(row.key, {}):
             self._freeze(occ, row, "cancellation", row.sequence + 1, None, report, announce=True)
         now = self.clock()
@@ -333,11 +338,11 @@ class Runner:
             self.on_alert(subject, body)
 
     def _adopt(self, tag: str, row: SessionRow) -> Meeting | None:
-        found = self.zoom.find_by_marker(tag)
+        found = self._zoom().find_by_marker(tag)
         if found is None:
             return None
         try:
-            meeting = self.zoom.get_meeting(found.id)
+            meeting = self._zoom().get_meeting(found.id)
         except ZoomNotFound:
             return None
         self.store.record_meeting(row.id, meeting.to_json(), self.clock())

@@ -240,7 +240,7 @@ def build_runner(
     settings: Settings,
     plan: Plan,
     store: Store,
-    zoom: ZoomClient,
+    zoom: ZoomClient | None,
     clock: Clock,
     transport: Transport | None = None,
     *,
