@@ -191,9 +191,10 @@ def meeting(occ: Occurrence) -> Meeting:
     )
 
 
-def world(folder: Path, recipients: int) -> World:
+def world(folder: Path, recipients: int, database_url: str = "") -> World:
     settings = load_settings(
         None,
+        database_url=database_url,
         var_dir=folder,
         plan=EXAMPLE_PLAN,
         secret_key="bench-secret-key-0123456789abcdef",
@@ -357,6 +358,47 @@ def measure_rss(recipients: int, port: int) -> tuple[float, int]:
     return float(result["rss_mb"]), int(result["sent"])
 
 
+def measure_postgresql(
+    folder: Path,
+    n: int,
+    pairs: int,
+    port: int,
+    messages: list[tuple[str, bytes]],
+    envelope_from: str,
+) -> dict[str, float]:
+    """The same interleaved pairs with the store on a fresh PostgreSQL database (dropped after)."""
+    import uuid
+
+    import psycopg
+
+    admin = os.environ.get("SESSION_BOT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"sb_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    url = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name
+    try:
+        w = world(folder / "pg", n, url)
+        ratios, rates = [], []
+        for i in range(pairs):
+            raw = n / run_raw(messages, port, envelope_from)
+            bot = n / run_session_bot(w, i + 1, port, n)
+            ratios.append(bot / raw)
+            rates.append(bot)
+            print(f"postgresql pair {i + 1}: raw {raw:7.0f}/s   session-bot {bot:7.0f}/s   "
+                  f"ratio {bot / raw:.2f}")  # fmt: skip
+        w.store.close()
+    finally:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    result = {
+        "rate_session_bot_postgresql": round(statistics.median(rates), 1),
+        "ratio_postgresql": round(statistics.median(ratios), 3),
+    }
+    print(f"median on PostgreSQL: session-bot {result['rate_session_bot_postgresql']:.0f}/s, "
+          f"ratio {result['ratio_postgresql']:.2f}")  # fmt: skip
+    return result
+
+
 # --- main --------------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -365,6 +407,12 @@ def main() -> None:
     ap.add_argument("--rss-sizes", default="1000,100000")
     ap.add_argument("--rss-child", nargs=2, metavar=("FOLDER", "PORT"), help=argparse.SUPPRESS)
     ap.add_argument("--fallback-sink", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="postgresql: also measure the rate with the store on PostgreSQL (127.0.0.1:5432)",
+    )
     args = ap.parse_args()
     if args.fallback_sink:
         fallback_sink(args.fallback_sink)
@@ -401,6 +449,9 @@ def main() -> None:
         print(f"median: raw {rate_raw:.0f}/s, session-bot {rate_bot:.0f}/s, "
               f"ratio {ratio:.2f} (median of the pair ratios)")  # fmt: skip
         w.store.close()
+        pg: dict[str, float] = {}
+        if args.database == "postgresql":
+            pg = measure_postgresql(Path(folder), n, args.pairs, sink.port, messages, envelope_from)
         del messages
         rss: dict[int, float] = {}
         for size_n in (int(s) for s in args.rss_sizes.split(",")):
@@ -418,6 +469,7 @@ def main() -> None:
         "recipients": n,
         "pairs": args.pairs,
         "sink": sink.name,
+        **pg,
         "pipelining": pipelining,
         "rss_1k_mb": rss.get(1000),
         "rss_100k_mb": rss.get(100_000),

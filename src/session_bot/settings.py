@@ -78,7 +78,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     lock_timeout: float = Field(60.0, ge=0)
     # PostgreSQL: a standby takes over this long after the leader died at the latest.
-    failover_seconds: float = Field(60.0, gt=0)
+    # Below 6 s the TCP keepalives (whole seconds) cannot detect a dead host in time.
+    failover_seconds: float = Field(60.0, ge=6)
 
     @field_validator("secret_key", "admin_token")
     @classmethod

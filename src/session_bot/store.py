@@ -19,6 +19,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     type_coerce,
     update,
 )
@@ -38,6 +39,8 @@ from session_bot.schema import (
 )
 from session_bot.store_deliveries import DeliveryQueries, DeliveryRow, MailingRow
 from session_bot.store_subscribers import SubscriberQueries
+
+SCHEMA_LOCK_KEY = (0x5E55B07 << 32) | 3  # advisory lock key, distinct from leader.py's keys
 
 __all__ = ["DeliveryRow", "MailingRow", "SessionRow", "Store", "StoreTokenCache", "metadata"]
 
@@ -124,6 +127,10 @@ class Store(DeliveryQueries, SubscriberQueries):
         cfg = self._alembic()
         try:
             with self.engine.begin() as c:
+                if self.dialect == "postgresql":
+                    # Two servers starting at once on an empty database: one migrates, the
+                    # other waits here and then finds nothing left to do.
+                    c.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
                 cfg.attributes["connection"] = c
                 command.upgrade(cfg, "head")
         except OperationalError as exc:
