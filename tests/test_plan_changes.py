@@ -181,3 +181,20 @@ def test_cancelled_before_invitation_only_deletes_the_meeting(world: World) -> N
     assert len(world.run(SEED_INVITATION_AT)) == 5
     assert world.run(berlin(2025, 3, 12, 9)) == []
     assert len(world.sandbox.meetings) == 1  # only February's
+
+
+def test_status_shows_what_was_announced_and_what_changed(world: World) -> None:
+    from session_bot.status import collect_status, format_status
+
+    world.run(SEED_INVITATION_AT)
+    world.edit('        start: "14:00"\n')
+    plan = parse_plan(world.plan_text, "plan.yaml")
+    data = collect_status(world.settings, plan, berlin(2025, 2, 13, 8))
+    entry = data["sessions"][0]
+    assert entry["announced"]["start"] == "2025-02-26T12:30:00+01:00"
+    assert entry["announced"]["sequence"] == 0
+    assert entry["changed_since"] == ["time"]
+    assert "CHANGED since the last mail (time)" in format_status(data)
+    world.run(berlin(2025, 2, 13, 10))
+    after = collect_status(world.settings, plan, berlin(2025, 2, 13, 11))["sessions"][0]
+    assert after["changed_since"] == [] and after["announced"]["sequence"] == 1

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from session_bot import wiring
+from session_bot.changes import changed_fields
 from session_bot.leader import instances, is_postgresql
 from session_bot.plan import Plan
 from session_bot.runner import state_from_store
@@ -67,6 +68,10 @@ def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str
                 for m in mailings
             ],
         }
+        if row is not None and row.announced is not None:
+            # What subscribers were last told, and what the plan says differently since.
+            entry["announced"] = {**row.announced, "sequence": row.sequence}
+            entry["changed_since"] = changed_fields(row.announced, occ)
         if not occ.skip_reason and not occ.has_topic and not occ.cancelled:
             entry["held"] = now >= occ.invitation_at
         sessions.append(entry)
@@ -136,6 +141,9 @@ def format_status(data: dict[str, Any]) -> str:
             state = f"{meeting}; {kinds}"
             if s.get("held"):
                 state += "; HELD: no topic in the plan"
+            if s.get("changed_since"):
+                changed = ", ".join(s["changed_since"])
+                state += f"; CHANGED since the last mail ({changed}): an update goes out next run"
         lines.append(f"  {s['start'][:16]}  {s['topic'] or '(no topic yet)'}")
         lines.append(f"      {state}")
     if data.get("held"):
