@@ -182,22 +182,12 @@ def _test_send(
     from session_bot import wiring
     from session_bot.errors import ConfigError
     from session_bot.invitations import Recipient
-    from session_bot.zoom import Meeting
+    from session_bot.preview import render_session_mail
 
     if "@" not in to or any(c.isspace() for c in to):
         raise ConfigError(f"--to {to!r} is not an e-mail address")
-    row = store.get_session(occ.key)
-    meeting = Meeting.from_json(row.meeting_json) if row and row.meeting_json else None
     now = clock()
-    rendered = wiring.renderer_factory(settings)(occ.series).render(
-        kind,
-        occ,
-        meeting,
-        sequence=row.sequence if row else 0,
-        now=now,
-        test_send=True,
-        sample_meeting=meeting is None,
-    )
+    rendered, meeting = render_session_mail(settings, store, occ, kind, now, test_send=True)
     domain = to.rpartition("@")[2]
     message = rendered.personalise(
         Recipient(email=to, name=None, language=occ.series.language),

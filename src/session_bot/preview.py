@@ -8,12 +8,39 @@ from pathlib import Path
 from session_bot import wiring
 from session_bot.clock import system_clock
 from session_bot.errors import PlanError
-from session_bot.invitations import Recipient
-from session_bot.plan import Plan, find_occurrence
+from session_bot.invitations import Recipient, RenderedMailing
+from session_bot.plan import Occurrence, Plan, find_occurrence
 from session_bot.settings import Settings
+from session_bot.store import Store
 from session_bot.zoom import Meeting
 
 FORMATS = ("text", "html", "ics", "eml")
+
+
+def render_session_mail(
+    settings: Settings,
+    store: Store,
+    occ: Occurrence,
+    kind: str,
+    now: dt.datetime,
+    *,
+    test_send: bool = False,
+) -> tuple[RenderedMailing, bool]:
+    """The session's mail with its stored meeting, or with marked sample join details when the
+    meeting does not exist yet (proof-reading weeks ahead); (mail, has a real meeting)."""
+    row = store.get_session(occ.key)
+    meeting = Meeting.from_json(row.meeting_json) if row and row.meeting_json else None
+    rendered = wiring.renderer_factory(settings)(occ.series).render(
+        kind,
+        occ,
+        meeting,
+        sequence=row.sequence if row else 0,
+        now=now,
+        reason=occ.content.reason if occ.content else None,
+        test_send=test_send,
+        sample_meeting=meeting is None,
+    )
+    return rendered, meeting is not None
 
 
 def render_preview(settings: Settings, plan: Plan, date: str, fmt: str, kind: str) -> bytes:
@@ -26,19 +53,8 @@ def render_preview(settings: Settings, plan: Plan, date: str, fmt: str, kind: st
     except ValueError:
         raise PlanError(f"{date!r} is not a date like 2025-02-26", field="DATE") from None
     occ = find_occurrence(plan, day)
-    store = wiring.open_store(settings)
-    row = store.get_session(occ.key)
-    meeting = Meeting.from_json(row.meeting_json) if row and row.meeting_json else None
     now = system_clock()
-    rendered = wiring.renderer_factory(settings)(occ.series).render(
-        kind,
-        occ,
-        meeting,
-        sequence=row.sequence if row else 0,
-        now=now,
-        reason=occ.content.reason if occ.content else None,
-        sample_meeting=meeting is None,
-    )
+    rendered, _ = render_session_mail(settings, wiring.open_store(settings), occ, kind, now)
     if fmt == "text":
         return rendered.text.encode()
     if fmt == "html":
