@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     Engine,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -365,6 +366,19 @@ class Store(DeliveryQueries, SubscriberQueries):
             ).rowcount
             if not n:
                 c.execute(insert(kv).values(key=key, value=value, expires_at=expires_at))
+
+    def kv_replace(self, key: str, value: str) -> None:
+        """``kv_set`` for a key several processes write at once: the last value wins, none fails."""
+        try:
+            self.kv_set(key, value)
+        except IntegrityError:
+            self.kv_set(key, value)  # a concurrent insert came first; now this one updates
+
+    def kv_take(self, key: str) -> str | None:
+        """Read and delete ``key`` in one statement: of two takers only one gets the value."""
+        with self.engine.begin() as c:
+            value = c.execute(delete(kv).where(kv.c.key == key).returning(kv.c.value)).scalar()
+        return None if value is None else str(value)
 
     def count_zoom_call(self, kind: str, now: dt.datetime) -> int:
         day = now.astimezone(UTC).date().isoformat()
