@@ -15,6 +15,15 @@ wins the leader lock (``leader.Leadership``) schedules and runs; when the leader
 wins the lock, runs the reconcile at once (which drains the open mailing where it stopped) and
 schedules from then on. A leader that loses its lock's connection stops acting and stands by.
 
+A confirmation (late invitation) or a Zoom webhook reaching a standby asks for a run it may not
+do: it leaves a ``leader.RunRequest`` in the store and answers at once. The leader looks for one
+at every check of its lock (every ``Timing.poll`` seconds) and after every run, and runs the
+reconcile as a ``requested`` job in the scheduler's worker thread, under the same mutex and run
+lock as every other run. Every run takes (reads and clears) the pending request before it reads
+any state, so a request is answered by the first run that starts after it: the takeover run of
+a new leader too. The leader's own confirmation that finds a run in progress leaves a request
+the same way, instead of waiting for the lock in a web thread.
+
 The scheduler runs on wall time (``wall``); ``clock`` is what the runner and the web app see. They
 are the same outside tests; a test clock is mapped onto wall time by its offset when scheduling.
 Year-long schedules are tested by driving ``Runner.run`` at every ``next_due`` directly.
@@ -43,12 +52,21 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
 from session_bot import wiring
 from session_bot.alerts import Alerter, make_alerter
 from session_bot.clock import system_clock
 from session_bot.errors import ConfigError, LockBusy, PlanError, SessionBotError, StoreError
-from session_bot.leader import Election, Instance, Leadership, instances, is_postgresql
+from session_bot.leader import (
+    RUN_REQUEST_KEY,
+    Election,
+    Instance,
+    Leadership,
+    RunRequest,
+    instances,
+    is_postgresql,
+)
 from session_bot.lock import FileLock
 from session_bot.mailer import Transport
 from session_bot.plan import Plan, load_plan
@@ -70,7 +88,8 @@ Clock = Callable[[], dt.datetime]
 TICK_SECONDS = 3600.0
 PLAN_CHECK_SECONDS = 30.0
 STOP_GRACE_SECONDS = 20.0
-RUN_JOBS = ("safety-tick", "next-due", "start", "takeover")
+REQUESTED = "requested"  # the job (and pseudo-trigger) that answers a ``RunRequest``
+RUN_JOBS = ("safety-tick", "next-due", "start", "takeover", REQUESTED)
 # The delivery worker of whoever leads on PostgreSQL: one name for all hosts, so a new leader
 # resumes at once the rows its dead predecessor left in `sending` (holding the leader lock
 # proves that predecessor is gone) instead of waiting for them to go stale.
@@ -232,6 +251,7 @@ class Daemon:
         self._signals: list[int] = []
         self._mutex = threading.Lock()  # one run or reload at a time inside this process
         self._role_lock = threading.Lock()  # role changes (leadership thread) vs. scheduling
+        self._request_queued = threading.Event()  # a `requested` job is queued or running
         self.shared = is_postgresql(settings.resolved_database_url)
         self.instance = Instance(
             "standby" if self.shared else "leader", socket.gethostname(), os.getpid(), wall()
@@ -396,7 +416,10 @@ class Daemon:
             failover_seconds=self.settings.failover_seconds,
         )
         self.leadership = Leadership(
-            election, on_elected=self._on_elected, on_lost=self._lose_leadership
+            election,
+            on_elected=self._on_elected,
+            on_lost=self._lose_leadership,
+            on_leading=self._on_leading,
         )
         self._stack.callback(self.leadership.stop)  # closed first: a standby takes over at once
         if not self.leadership.start():
@@ -456,6 +479,7 @@ class Daemon:
                     with contextlib.suppress(JobLookupError):
                         self.scheduler.remove_job(job)
             self._scheduled = None
+            self._request_queued.clear()  # its job is gone; the request stays for the leader
             self._run_stop.set()
         log.error(
             "leadership lost: the database connection holding the leader lock failed; this "
@@ -587,6 +611,7 @@ class Daemon:
         finally:
             self._mutex.release()
             self._schedule_next()
+            self._pick_up_request()  # a request that came in during the run
 
     def _run_locked(self, trigger: str, timeout: float, raise_busy: bool) -> dict[str, Any]:
         runner = self.runner
@@ -595,6 +620,10 @@ class Daemon:
             self._run_stop.set()
         try:
             with wiring.run_lock(self.settings).acquire(timeout=timeout):
+                answering = self._take_request(trigger)
+                if answering is None:
+                    return {"ok": True, "trigger": trigger, "summary": "answered by an earlier run"}
+                trigger = answering
                 try:
                     report = runner.run(trigger)
                 finally:
@@ -628,8 +657,93 @@ class Daemon:
 
     def admin_run(self, trigger: str) -> dict[str, Any]:
         """The web app's trigger: a run now. For POST /admin/run a busy lock raises LockBusy
-        (answered 409); a webhook's run just leaves its work to the next run."""
-        return self.run_once(trigger, raise_busy=trigger == "admin")
+        (answered 409). A confirmation's or webhook's run that cannot start here and now (this
+        is a standby, or a run is in progress that may have read the state before this request)
+        becomes a run request, which the leader answers within seconds."""
+        if trigger == "admin":
+            return self.run_once(trigger, raise_busy=True)
+        if self.leads and not self._mutex.locked():
+            try:
+                return self.run_once(trigger, raise_busy=True)
+            except LockBusy:
+                pass  # lost the leadership meanwhile, or the run lock stayed busy
+        return self.request_run(trigger)
+
+    def request_run(self, trigger: str) -> dict[str, Any]:
+        """Leave a run request for the leader (``leader.RunRequest``) and return at once."""
+        me = self.instance
+        request = RunRequest(trigger, f"{me.role} pid {me.pid} on {me.host}", self.clock())
+        try:
+            self.store.kv_replace(RUN_REQUEST_KEY, request.encode())
+        except SQLAlchemyError as exc:
+            log.error(
+                "run (%s) could not be requested (database: %s); the next scheduled run does "
+                "its work",
+                trigger,
+                type(exc).__name__,
+            )
+            return {"ok": False, "error": "the database did not take the run request"}
+        if self.leads:
+            log.info(
+                "run (%s) requested: this leader is busy; a run follows when it is free", trigger
+            )
+            self._pick_up_request()  # the run may have ended meanwhile
+        else:
+            log.info("run (%s) requested from the leader: this instance is a standby", trigger)
+        return {"ok": True, "trigger": trigger, "requested": request.as_dict()}
+
+    def _on_leading(self) -> None:
+        """The leadership thread, after every check that found the lock held."""
+        assert self.leadership is not None
+        self._pick_up_request(self.leadership.election.run_requested)
+
+    def _pick_up_request(self, peek: Callable[[], str | None] | None = None) -> None:
+        """As leader: a pending run request becomes a `requested` job. Called by the leadership
+        thread at every check of the lock (``peek`` reads on the lock's connection) and after
+        every run; returns quickly."""
+        if (
+            not self.leads
+            or self.stopping.is_set()
+            or self.scheduler is None
+            or self._request_queued.is_set()
+            or self._mutex.locked()  # a run in progress calls this again when it ends
+        ):
+            return
+        try:
+            pending = peek() if peek is not None else self.store.kv_get(RUN_REQUEST_KEY)
+        except SQLAlchemyError:
+            return  # the next run, or the lock's next check, tries again
+        if pending is None:
+            return
+        with self._role_lock:
+            if not self.leads or self._request_queued.is_set():
+                return
+            self._request_queued.set()
+            self.scheduler.add_job(self._job_requested, id=REQUESTED, replace_existing=True)
+
+    def _job_requested(self) -> None:
+        try:
+            self.run_once(REQUESTED)
+        finally:
+            self._request_queued.clear()
+        self._pick_up_request()  # one that came in while this run ran
+
+    def _take_request(self, trigger: str) -> str | None:
+        """Before a run reads any state: this run answers the pending request (if any).
+
+        Returns the trigger to run under: the request's own for a `requested` job, which gets
+        None when an earlier run has answered its request already.
+        """
+        raw = self.store.kv_take(RUN_REQUEST_KEY)
+        if raw is None:
+            return None if trigger == REQUESTED else trigger
+        request = RunRequest.decode(raw)
+        asked = f"{request.by} ({request.reason} at {request.at.isoformat(timespec='seconds')})"
+        if trigger == REQUESTED:
+            log.info("run requested by %s: running the reconcile now", asked)
+            return request.reason[:20]  # runs.trigger is a String(20)
+        log.info("run (%s) also answers the run request of %s", trigger, asked)
+        return trigger
 
     def _job_check_plan(self) -> None:
         if self.plan_file.changed():

@@ -21,12 +21,21 @@ another machine waits for the leader's run. Both locks name their holder in
 ``application_name`` (``session-bot:<role>:<pid>:<since>:<host>``), which ``instances`` and the
 lock messages read back from ``pg_stat_activity``.
 
-This module writes only lock and session-setting SQL, never application data (that is store*.py).
+A standby runs nothing, but its web pages and the Zoom webhook may need a run (a late invitation
+after a confirmation, a Zoom read-back). It leaves a ``RunRequest`` in the store's key/value table
+(``RUN_REQUEST_KEY``); the leader looks for one at every check of its lock (``on_leading``,
+``Election.run_requested``) and runs the reconcile, so the request is answered within ``poll``
+seconds, not at the hourly tick. A polled row rather than NOTIFY/LISTEN: it survives a leader
+change (the next leader's first run answers it) and works the same on SQLite.
+
+This module writes only lock and session-setting SQL, never application data (that is store*.py);
+the one application row it reads is the pending run request.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import time
@@ -35,11 +44,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, create_engine, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, select, text
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from session_bot.errors import LockBusy, StoreError
+from session_bot.schema import kv
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +60,8 @@ Role = Literal["leader", "standby"]
 KEY_HIGH = 0x5E55B07
 LEADER_KEY = (KEY_HIGH << 32) | 1
 RUN_KEY = (KEY_HIGH << 32) | 2
+
+RUN_REQUEST_KEY = "run_requested"  # kv key of the pending ``RunRequest``
 
 APP_PREFIX = "session-bot:"
 APP_NAME_MAX = 63  # PostgreSQL truncates application_name to NAMEDATALEN - 1 bytes
@@ -151,6 +163,34 @@ class Instance:
     def describe(self) -> str:
         since = f" since {self.since.isoformat(timespec='seconds')}" if self.since else ""
         return f"pid {self.pid} on {self.host}{since}"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run asked of the leader by a process that could not run it itself: a standby's web
+    trigger, or a trigger that found a run already in progress.
+
+    One pending request at most: a newer one replaces the older, and the one run answers both.
+    """
+
+    reason: str  # the trigger that asked (confirm | webhook); the leader's run carries it
+    by: str  # who asked, for the log: "standby pid 12 on host-b"
+    at: dt.datetime
+
+    def encode(self) -> str:
+        return json.dumps({"reason": self.reason, "by": self.by, "at": self.at.isoformat()})
+
+    @classmethod
+    def decode(cls, raw: str) -> RunRequest:
+        """Never fails: whatever the row says, it asks for a run."""
+        try:
+            data = json.loads(raw)
+            return cls(str(data["reason"]), str(data["by"]), dt.datetime.fromisoformat(data["at"]))
+        except (ValueError, KeyError, TypeError):
+            return cls("requested", "unknown", dt.datetime.fromtimestamp(0, dt.UTC))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "by": self.by, "at": self.at.isoformat()}
 
 
 def _lock_filter(key: int) -> str:
@@ -294,6 +334,20 @@ class Election:
         self._demote()
         return False
 
+    def run_requested(self) -> str | None:
+        """As leader: the pending ``RunRequest`` (encoded), or None. Read on the lock's own
+        connection, so its timeouts bound this read as they bound the lock check: a database
+        that stops answering cannot stall the checks (the store's pool has no such timeouts)."""
+        if not self.leads or self._conn is None:
+            return None
+        try:
+            value = self._conn.execute(
+                select(kv.c.value).where(kv.c.key == RUN_REQUEST_KEY)
+            ).scalar()
+        except SQLAlchemyError:
+            return None  # the next lock check finds out what is wrong and says so
+        return None if value is None else str(value)
+
     def close(self) -> None:
         """Give the seat up; a held lock is released with the connection."""
         self._drop()
@@ -350,7 +404,9 @@ def _short(exc: BaseException) -> str:
 
 class Leadership:
     """Runs an ``Election`` in a thread: a standby tries every ``poll`` seconds, a leader checks
-    its connection as often; ``on_elected``/``on_lost`` are called from that thread."""
+    its connection as often; ``on_elected``/``on_lost`` are called from that thread, and
+    ``on_leading`` after every check that found the lock still held (the leader's chance to
+    look for a ``RunRequest``; it must return quickly)."""
 
     def __init__(
         self,
@@ -358,10 +414,12 @@ class Leadership:
         *,
         on_elected: Callable[[], None],
         on_lost: Callable[[], None],
+        on_leading: Callable[[], None] | None = None,
     ) -> None:
         self.election = election
         self.on_elected = on_elected
         self.on_lost = on_lost
+        self.on_leading = on_leading
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -380,6 +438,8 @@ class Leadership:
         if self.election.leads:
             if not self.election.still_leading():
                 self.on_lost()
+            elif self.on_leading is not None:
+                self.on_leading()
         elif self.election.try_lead():
             self.on_elected()
 

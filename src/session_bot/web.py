@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from session_bot.errors import LockBusy, SessionBotError
+from session_bot.leader import RUN_REQUEST_KEY, RunRequest
 from session_bot.runner import state_from_store
 from session_bot.timeline import next_due
 from session_bot.web_deps import Ctx, WebContext
@@ -45,10 +46,12 @@ Instance = Callable[[], dict[str, Any]]
 
 def health(ctx: WebContext, instance: Instance | None = None) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body) of /healthz: the database answers, the last run, the next due moment,
-    and (``instance``) which process answers: role, host, pid, since; a standby names the leader."""
+    a run request the leader has not taken up yet (normally answered within seconds), and
+    (``instance``) which process answers: role, host, pid, since; a standby names the leader."""
     now = ctx.clock()
     try:
         last = ctx.store.last_run()
+        requested = ctx.store.kv_get(RUN_REQUEST_KEY)
         nd = next_due(now, ctx.plan(), state_from_store(ctx.store))
         me = instance() if instance is not None else None
     except (SQLAlchemyError, SessionBotError) as exc:
@@ -60,6 +63,7 @@ def health(ctx: WebContext, instance: Instance | None = None) -> tuple[int, dict
         "now": now.isoformat(),
         "last_run": {k: _iso(v) for k, v in last.items()} if last else None,
         "next_due": nd.isoformat() if nd else None,
+        "run_requested": RunRequest.decode(requested).as_dict() if requested else None,
     }
     if me is not None:
         body["instance"] = me

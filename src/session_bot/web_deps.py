@@ -26,6 +26,8 @@ class WebContext:
     transport: Callable[[], Transport]  # a transport for single mails (confirmations, alerts)
     secret_key: str
     # Triggers a reconcile run (the daemon's runner, under its lock); returns a summary dict.
+    # Where the daemon cannot run now (a standby, a run in progress) it answers at once and
+    # leaves a run request that the leader answers within seconds.
     trigger_run: Callable[[str], dict[str, Any]] | None = None
     role: str = "leader"  # leader | standby (PostgreSQL) — shown by /healthz
 
