@@ -96,10 +96,40 @@ def test_other_dates_and_english_use_babel_formats() -> None:
     assert "Mittwoch, 29. Oktober 2025" in de.text.splitlines()
     en = renderer().render("invitation", occ, meeting(occ), sequence=0, now=NOW, language="en")
     assert "Wednesday, October 29, 2025" in en.text.splitlines()
-    assert (
-        "from 12:30\u202fPM to 1:30\u202fPM (Central European Standard Time)"
-    )  # CLDR: narrow NBSP in en.text.splitlines()
+    # CLDR puts a narrow no-break space before AM/PM.
+    assert "from 12:30\u202fPM to 1:30\u202fPM (Central European Standard Time)" in (
+        en.text.splitlines()
+    )
+    # The plan's English texts (series.texts.translations.en) name the series in English.
+    assert en.subject.startswith("Invitation: Welcome: Online Exchange")
+
+
+def test_english_mail_without_translations_keeps_the_plan_texts_and_own_wording() -> None:
+    import dataclasses
+
+    from session_bot.plan import Texts
+
+    occ = occurrence(dt.date(2025, 2, 26))
+    bare = occ.series.model_copy(update={"texts": Texts(closing=occ.series.texts.closing)})
+    content = occ.content.model_copy(update={"translations": {}}) if occ.content else None
+    occ = dataclasses.replace(occ, series=bare, content=content)
+    en = renderer().render("invitation", occ, meeting(occ), sequence=0, now=NOW, language="en")
+    lines = en.text.splitlines()
     assert en.subject.startswith("Invitation: Willkommen: Online Austausch")
+    assert "You are warmly invited to" in lines
+    assert "Akteursübergreifende Zusammenarbeit und" in lines  # the German topic, untranslated
+    assert not any(line.startswith("Wir bieten auch") for line in lines)  # German closing left out
+
+
+def test_english_translation_of_the_seed_session() -> None:
+    occ = occurrence(dt.date(2025, 2, 26))
+    en = renderer().render("invitation", occ, meeting(occ), sequence=0, now=NOW, language="en")
+    lines = en.text.splitlines()
+    assert "Working together across institutions:" in lines
+    assert "welcome structures for local integration" in lines
+    assert any(line.startswith("Again this year we hold this exchange") for line in lines)
+    de = renderer().render("invitation", occ, meeting(occ), sequence=0, now=NOW)
+    assert "Akteursübergreifende Zusammenarbeit und" in de.text.splitlines()
 
 
 # --- headers ---------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from session_bot.personalise import (
     split_slots,
     token,
 )
-from session_bot.plan import Occurrence, SessionContent
+from session_bot.plan import Occurrence, SessionContent, localize
 
 KINDS = ("invitation", "reminder", "update", "cancellation")
 LANGUAGES = ("de", "en")
@@ -398,14 +398,16 @@ class Renderer:
             raise ValueError(
                 f"{kind} for {occ.key} needs the session's meeting (or sample_meeting)"
             )
-        content = occ.content or SessionContent.model_validate({})
+        series, content, has_texts = localize(
+            occ.series, occ.content or SessionContent.model_validate({}), language
+        )
         ctx: dict[str, Any] = {
             "kind": kind,
             "language": language,
-            "series": occ.series,
+            "series": series,
             "occ": occ,
             "content": content,
-            "own_language": language == occ.series.language,
+            "own_language": has_texts,
             "when": _when(occ, language),
             "meeting": view,
             "reason": reason if reason is not None else content.reason,

@@ -41,6 +41,19 @@ class Person(_Model):
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+class ContentTranslation(_Model):
+    """A session's texts in another language (for subscribers who chose it)."""
+
+    topic: str | None = None
+    intro: tuple[str, ...] = ()
+    reason: str | None = None
+
+    @field_validator("intro", mode="before")
+    @classmethod
+    def _intro_as_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
 class SessionContent(_Model):
     """What the plan says about one session, keyed by its date."""
 
@@ -53,6 +66,7 @@ class SessionContent(_Model):
     reason: str | None = None
     minor_change: bool = False
     note: str | None = None
+    translations: dict[Literal["de", "en"], ContentTranslation] = Field(default_factory=dict)
 
     @field_validator("intro", mode="before")
     @classmethod
@@ -91,12 +105,27 @@ class HolidayRule(_Model):
     subdiv: str | None = None
 
 
+class TextsTranslation(_Model):
+    """The series' default texts in another language."""
+
+    title: str | None = None
+    invitation_lead: str | None = None
+    closing: tuple[str, ...] = ()
+    subscribe_note: str | None = None
+
+    @field_validator("closing", mode="before")
+    @classmethod
+    def _closing_as_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
 class Texts(_Model):
     """Default texts of the series; sessions bring their own intro."""
 
     invitation_lead: str = "Wir laden herzlich ein zum"
     closing: tuple[str, ...] = ()
     subscribe_note: str | None = None
+    translations: dict[Literal["de", "en"], TextsTranslation] = Field(default_factory=dict)
 
     @field_validator("closing", mode="before")
     @classmethod
@@ -257,6 +286,40 @@ class Occurrence:
     def content_hash(self) -> str:
         raw = json.dumps(self.announced_fingerprint(), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def localize(
+    series: Series, content: SessionContent, language: str
+) -> tuple[Series, SessionContent, bool]:
+    """Series and session as a subscriber of ``language`` reads them.
+
+    Returns (series, content, has_texts): ``has_texts`` is False when the plan has no texts in
+    that language, so templates fall back to their own wording (and leave out the series' texts).
+    """
+    if language == series.language:
+        return series, content, True
+    texts = series.texts.translations.get(language)  # type: ignore[call-overload]
+    if texts is not None:
+        series = series.model_copy(
+            update={
+                "title": texts.title or series.title,
+                "texts": Texts(
+                    invitation_lead=texts.invitation_lead or series.texts.invitation_lead,
+                    closing=texts.closing,
+                    subscribe_note=texts.subscribe_note,
+                ),
+            }
+        )
+    own = content.translations.get(language)  # type: ignore[call-overload]
+    if own is not None:
+        content = content.model_copy(
+            update={
+                "topic": own.topic or content.topic,
+                "intro": own.intro or content.intro,
+                "reason": own.reason or content.reason,
+            }
+        )
+    return series, content, texts is not None
 
 
 def _holiday_names(series: Series, years: range) -> Mapping[dt.date, str]:

@@ -373,8 +373,7 @@ class Runner:
         details: dict[str, Any] = {}
         if fields:
             details["changes"] = {lang: describe(fields, occ, lang) for lang in LANGUAGES}
-        if kind == "cancellation" and occ.content and occ.content.reason:
-            details["reason"] = occ.content.reason
+        # The cancellation's reason comes from the plan, in each recipient's language.
         self._render_all(kind, occ, meeting, sequence, now, details)
         mailing_id, created = self.store.freeze_mailing(row.id, kind, sequence, now)
         if created and details:
