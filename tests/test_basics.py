@@ -65,3 +65,14 @@ def test_file_lock_excludes_a_second_process(tmp_path: Path) -> None:
     # Released: the next one gets it at once.
     with FileLock(path).acquire(timeout=0), pytest.raises(LockBusy):
         FileLock(path).acquire(timeout=0)
+
+
+def test_database_url_password_never_shown(tmp_path: Path) -> None:
+    from session_bot.errors import StoreError
+    from session_bot.store import Store
+
+    s = load_settings(None, database_url="postgresql+psycopg://bot:s3cret-pw@db.example/x")
+    assert "s3cret-pw" not in s.database_display and "***" in s.database_display
+    with pytest.raises(StoreError) as info:
+        Store("notaurl://bot:s3cret-pw@@@")
+    assert "s3cret-pw" not in str(info.value) and "SESSION_BOT_DATABASE_URL" in str(info.value)

@@ -110,7 +110,7 @@ def acquire_daemon_lock(settings: Settings, note: str = "") -> FileLock:
         holder = lock.path.read_text(errors="replace").strip() or "another process"
         raise LockBusy(
             f"another `session-bot serve` is already running on this database ({holder}; lock "
-            f"{lock.path}; database {settings.resolved_database_url}). Only one daemon may act "
+            f"{lock.path}; database {settings.database_display}). Only one daemon may act "
             "on a SQLite database. Stop the other one first (e.g. `systemctl stop session-bot`), "
             "or give this one its own SESSION_BOT_VAR_DIR / SESSION_BOT_DATABASE_URL."
         ) from None

@@ -67,7 +67,7 @@ def run_demo(settings: Settings, plan_path: Path, subscribers_csv: Path, now: dt
         )
         typer.echo(
             f"Running as of {now.isoformat()} with the Zoom sandbox at {sandbox.base_url}, "
-            f"database {settings.resolved_database_url}, outbox {outbox}."
+            f"database {settings.database_display}, outbox {outbox}."
         )
         with wiring.run_lock(settings).acquire(timeout=settings.lock_timeout):
             report = runner.run("demo")

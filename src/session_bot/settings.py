@@ -108,6 +108,17 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.var_dir / 'session-bot.db'}"
 
     @property
+    def database_display(self) -> str:
+        """The database URL with any password masked, for messages and logs."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            return make_url(self.resolved_database_url).render_as_string(hide_password=True)
+        except ArgumentError:  # reported where the store opens it; never echo it raw
+            return "(unparsable database URL)"
+
+    @property
     def resolved_outbox(self) -> Path:
         return self.outbox or self.var_dir / "outbox"
 

@@ -86,10 +86,16 @@ class Store(DeliveryQueries, SubscriberQueries):
                 ) from None
         try:
             self.engine: Engine = create_engine(url, future=True)
-        except (SQLAlchemyError, ImportError) as exc:
+        except ImportError as exc:
             raise StoreError(
-                "cannot use the database URL in SESSION_BOT_DATABASE_URL "
-                f"({type(exc).__name__}: {exc}); use sqlite:///var/session-bot.db or postgresql+psycopg://user@host/db"
+                f"the database driver for SESSION_BOT_DATABASE_URL is not installed ({exc.name}); "
+                "for PostgreSQL install the `postgres` extra: pip install 'session-bot[postgres]'"
+            ) from None
+        except SQLAlchemyError as exc:
+            # Not the URL itself in the message: it may hold a password.
+            raise StoreError(
+                f"SESSION_BOT_DATABASE_URL is not a usable database URL ({type(exc).__name__}); "
+                "use sqlite:///var/session-bot.db or postgresql+psycopg://user:password@host/db"
             ) from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
