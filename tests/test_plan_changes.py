@@ -198,3 +198,14 @@ def test_status_shows_what_was_announced_and_what_changed(world: World) -> None:
     world.run(berlin(2025, 2, 13, 10))
     after = collect_status(world.settings, plan, berlin(2025, 2, 13, 11))["sessions"][0]
     assert after["changed_since"] == [] and after["announced"]["sequence"] == 1
+
+
+def test_status_names_an_invited_session_that_vanished_from_the_plan(world: World) -> None:
+    from session_bot.status import collect_status, format_status
+
+    world.run(SEED_INVITATION_AT)
+    world.plan_text = world.plan_text.replace("      2025-02-26:\n", "      2025-02-19:\n", 1)
+    plan = parse_plan(world.plan_text, "plan.yaml")
+    data = collect_status(world.settings, plan, berlin(2025, 2, 13, 8))
+    assert data["orphaned"] == ["willkommen/2025-02-26"]
+    assert "no longer in the plan" in format_status(data)

@@ -38,6 +38,24 @@ def daemon_instances(settings: Settings, store: Store) -> list[dict[str, Any]]:
     ]
 
 
+def orphaned_sessions(store: Store, plan: Plan, now: dt.datetime) -> list[str]:
+    """Upcoming sessions subscribers were invited to that the plan no longer lists (or lists
+    without its topic — a rule date whose entry was deleted).
+
+    Nothing is sent for them automatically: a deleted entry may be a mistake as well as a
+    cancellation, so the organiser decides (and `status` keeps saying so until they do).
+    """
+    listed = {o.key for o in upcoming(now, plan, 400) if o.has_topic or o.cancelled}
+    return [
+        row.key
+        for row in store.all_sessions()
+        if row.announced is not None
+        and row.cancelled_at is None
+        and row.date >= now.date().isoformat()
+        and row.key not in listed
+    ]
+
+
 def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str, Any]:
     store = wiring.open_store(settings)
     state = state_from_store(store)
@@ -93,6 +111,7 @@ def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str
     return {
         "now": now.isoformat(),
         "sessions": sessions,
+        "orphaned": orphaned_sessions(store, plan, now),
         "held": held,
         "skipped": skipped,
         "due_now": [a.describe() for a in due_actions(now, plan, state)],
@@ -146,6 +165,13 @@ def format_status(data: dict[str, Any]) -> str:
                 state += f"; CHANGED since the last mail ({changed}): an update goes out next run"
         lines.append(f"  {s['start'][:16]}  {s['topic'] or '(no topic yet)'}")
         lines.append(f"      {state}")
+    if data.get("orphaned"):
+        lines.append("")
+        lines.append(
+            "Announced but no longer in the plan (mark them `cancelled: true` with a reason):"
+        )
+        for key in data["orphaned"]:
+            lines.append(f"  {key}")
     if data.get("held"):
         lines.append("")
         lines.append("Held (need the organiser):")
