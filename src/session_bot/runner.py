@@ -148,6 +148,7 @@ class Runner:
         self.rate = rate
         self.progress = progress
         self.stop = stop
+        self._rendered: dict[int, dict[str, RenderedMailing]] = {}
 
     def _zoom(self) -> ZoomClient:
         if self.zoom is None:  # a delivery-only runner (`session-bot deliver`) never needs Zoom
@@ -308,7 +309,7 @@ class Runner:
             meeting, join_changed = self.reconcile_zoom(
                 occ, row, Meeting.from_json(row.meeting_json), report
             )
-            invited = "invitation" in self.store.mailing_kinds_by_session().get(key, {})
+            invited = self._invited(row)
             if join_changed and invited:
                 row = self._reload(row)
                 self._freeze(
@@ -321,11 +322,14 @@ class Runner:
         if row.meeting_id is not None:
             with contextlib.suppress(ZoomNotFound):  # already gone: what we wanted
                 self._zoom().delete_meeting(row.meeting_id)
-        if "invitation" in self.store.mailing_kinds_by_session().get(row.key, {}):
+        if self._invited(row):
             self._freeze(occ, row, "cancellation", row.sequence + 1, None, report, announce=True)
         now = self.clock()
         self.store.clear_meeting(row.id, now)
         self.store.mark_cancelled(row.id, now)
+
+    def _invited(self, row: SessionRow) -> bool:
+        return any(m.kind == "invitation" for m in self.store.mailings_of_session(row.id))
 
     def _reload(self, row: SessionRow) -> SessionRow:
         fresh = self.store.get_session(row.key)
@@ -374,8 +378,11 @@ class Runner:
         if fields:
             details["changes"] = {lang: describe(fields, occ, lang) for lang in LANGUAGES}
         # The cancellation's reason comes from the plan, in each recipient's language.
-        self._render_all(kind, occ, meeting, sequence, now, details)
+        rendered = self._render_all(kind, occ, meeting, sequence, now, details)
         mailing_id, created = self.store.freeze_mailing(row.id, kind, sequence, now)
+        if created:
+            # The same run delivers it next: keep the rendering instead of doing it twice.
+            self._rendered[mailing_id] = rendered
         if created and details:
             self.store.set_mailing_details(mailing_id, details)
         if announce:
@@ -421,7 +428,9 @@ class Runner:
         details = self.store.mailing_details(mailing.id)
         if mailing.kind == "cancellation":
             meeting = None
-        rendered = self._render_all(mailing.kind, occ, meeting, mailing.sequence, now, details)
+        rendered = self._rendered.pop(mailing.id, None) or self._render_all(
+            mailing.kind, occ, meeting, mailing.sequence, now, details
+        )
 
         def personalise(d: DeliveryRow) -> bytes:
             lang = d.language if d.language in rendered else occ.series.language
