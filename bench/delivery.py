@@ -41,13 +41,13 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from session_bot import wiring
-from session_bot.delivery import DeliveryPolicy, deliver_mailing
-from session_bot.mailer import SmtpTransport
-from session_bot.plan import Occurrence, Plan, find_occurrence, load_plan
-from session_bot.schema import subscribers
+from session_bot.adapters.db.schema import subscribers
+from session_bot.adapters.db.store import DeliveryRow, MailingRow, Store
+from session_bot.adapters.mail import SmtpTransport
+from session_bot.adapters.zoom import DialIn, Meeting
+from session_bot.app.delivery import DeliveryPolicy, deliver_mailing
+from session_bot.core.plan import Occurrence, Plan, find_occurrence, load_plan
 from session_bot.settings import Settings, load_settings
-from session_bot.store import DeliveryRow, MailingRow, Store
-from session_bot.zoom import DialIn, Meeting
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "postfix"

@@ -79,7 +79,7 @@ class Daemon:
                 SESSION_BOT_ZOOM_API_URL="http://127.0.0.1:9/v2",
                 SESSION_BOT_ZOOM_OAUTH_URL="http://127.0.0.1:9",
             )
-        cmd = [sys.executable, "-m", "session_bot.cli_daemon", "serve", "--port", "0"]
+        cmd = [sys.executable, "-m", "session_bot.cli", "serve", "--port", "0"]
         self.proc = subprocess.Popen(
             cmd + (["--sandbox"] if sandbox else []),
             cwd=workdir,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from session_bot.clock import ManualClock
-from session_bot.plan import Plan, load_plan
+from session_bot.adapters.clock import ManualClock
+from session_bot.adapters.db.store import Store
+from session_bot.core.plan import Plan, load_plan
+from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.settings import Settings, load_settings
-from session_bot.store import Store
-from session_bot.zoom_sandbox import ZoomSandbox
 from tests.pg import fresh_database, require_pg
 from tests.smtp_server import SmtpServer
 

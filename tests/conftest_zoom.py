@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from session_bot.zoom import (
+from session_bot.adapters.zoom import (
     MeetingRequest,
     MemoryTokenCache,
     RetryPolicy,
@@ -26,7 +26,7 @@ from session_bot.zoom import (
     ZoomClient,
     marker,
 )
-from session_bot.zoom_sandbox import ZoomSandbox
+from session_bot.sandbox.zoom import ZoomSandbox
 
 UTC = dt.UTC
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -17,14 +17,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from session_bot import wiring
-from session_bot.alerts import make_alerter
-from session_bot.clock import ManualClock
-from session_bot.mailer import MaildirTransport, SmtpTransport, Transport
-from session_bot.plan import Plan, parse_plan
-from session_bot.runner import Runner
+from session_bot.adapters.clock import ManualClock
+from session_bot.adapters.db.store import Store
+from session_bot.adapters.mail import MaildirTransport, SmtpTransport, Transport
+from session_bot.app.alerts import make_alerter
+from session_bot.app.runner import Runner
+from session_bot.core.plan import Plan, parse_plan
+from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.settings import Settings, load_settings
-from session_bot.store import Store
-from session_bot.zoom_sandbox import ZoomSandbox
 from tests.smtp_server import CollectingHandler, SmtpServer
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from session_bot.errors import ConfigError, LockBusy
-from session_bot.lock import FileLock
+from session_bot.adapters.lock import FileLock
+from session_bot.core.errors import ConfigError, LockBusy
+from session_bot.core.tokens import make_token, read_token
 from session_bot.settings import load_settings
-from session_bot.tokens import make_token, read_token
 
 
 def test_tokens_round_trip_and_refuse_forgeries() -> None:
@@ -54,8 +54,8 @@ def test_file_lock_excludes_a_second_process(tmp_path: Path) -> None:
     path = tmp_path / "run.lock"
     with FileLock(path).acquire():
         code = (
-            "import sys; from pathlib import Path; from session_bot.lock import FileLock\n"
-            "from session_bot.errors import LockBusy\n"
+            "import sys; from pathlib import Path; from session_bot.adapters.lock import FileLock\n"
+            "from session_bot.core.errors import LockBusy\n"
             f"try:\n    FileLock(Path({str(path)!r})).acquire(timeout=0.3)\n"
             "except LockBusy as e:\n    print(e); sys.exit(3)\n"
         )
@@ -68,8 +68,8 @@ def test_file_lock_excludes_a_second_process(tmp_path: Path) -> None:
 
 
 def test_database_url_password_never_shown(tmp_path: Path) -> None:
-    from session_bot.errors import StoreError
-    from session_bot.store import Store
+    from session_bot.adapters.db.store import Store
+    from session_bot.core.errors import StoreError
 
     s = load_settings(None, database_url="postgresql+psycopg://bot:s3cret-pw@db.example/x")
     assert "s3cret-pw" not in s.database_display and "***" in s.database_display

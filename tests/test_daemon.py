@@ -20,12 +20,12 @@ import httpx
 import pytest
 
 from session_bot import wiring
-from session_bot.cli_daemon import wait_for_run_lock
-from session_bot.clock import ManualClock
-from session_bot.daemon import Daemon
-from session_bot.errors import LockBusy
+from session_bot.adapters.clock import ManualClock
+from session_bot.adapters.db.store import Store
+from session_bot.cli.serve import wait_for_run_lock
+from session_bot.core.errors import LockBusy
+from session_bot.daemon.service import Daemon
 from session_bot.settings import Settings, load_settings
-from session_bot.store import Store
 from tests.conftest import EXAMPLE_PLAN, SEED_INVITATION_AT
 from tests.smtp_server import CollectingHandler, SmtpServer
 

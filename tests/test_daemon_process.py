@@ -22,12 +22,12 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from session_bot.lock import FileLock
+from session_bot.adapters.lock import FileLock
 
 BERLIN = ZoneInfo("Europe/Berlin")
 TOKEN = "admin-token-0123456789abcdef-XYZ"
 SECRET = "test-secret-key-0123456789abcdef"
-SERVE = [sys.executable, "-m", "session_bot.cli_daemon", "serve", "--sandbox", "--port", "0"]
+SERVE = [sys.executable, "-m", "session_bot.cli", "serve", "--sandbox", "--port", "0"]
 
 
 def first_wednesday_after(days: int) -> dt.date:
@@ -183,7 +183,7 @@ def test_serve_without_zoom_credentials_and_without_sandbox_refuses(
         plan_text(first_wednesday_after(35), "09:00"), encoding="utf-8"
     )
     out = subprocess.run(
-        [sys.executable, "-m", "session_bot.cli_daemon", "serve", "--port", "0"],
+        [sys.executable, "-m", "session_bot.cli", "serve", "--port", "0"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -12,12 +12,12 @@ import icalendar
 import pytest
 
 from session_bot import wiring
-from session_bot.cli_daemon import send_mailing
-from session_bot.clock import ManualClock
-from session_bot.errors import PlanError
-from session_bot.plan import Plan
+from session_bot.adapters.clock import ManualClock
+from session_bot.cli.serve import send_mailing
+from session_bot.core.errors import PlanError
+from session_bot.core.plan import Plan
+from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.settings import Settings, load_settings
-from session_bot.zoom_sandbox import ZoomSandbox
 from tests.conftest import EXAMPLE_PLAN, SEED_INVITATION_AT
 from tests.smtp_server import SmtpServer
 
@@ -184,7 +184,7 @@ series:
         SESSION_BOT_SMTP_PORT=str(smtp_server.port),
         SESSION_BOT_SMTP_TLS="none",
     )
-    cmd = [sys.executable, "-m", "session_bot.cli_daemon", "send", day.isoformat()]
+    cmd = [sys.executable, "-m", "session_bot.cli", "send", day.isoformat()]
     ok = subprocess.run(
         [*cmd, "--kind", "invitation", "--to", ORGANISER],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,

@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from session_bot.delivery import deliver_mailing
-from session_bot.errors import MailError
-from session_bot.mailer import SmtpTransport
-from session_bot.store import DeliveryRow, Store
+from session_bot.adapters.db.store import DeliveryRow, Store
+from session_bot.adapters.mail import SmtpTransport
+from session_bot.app.delivery import deliver_mailing
+from session_bot.core.errors import MailError
 from tests.smtp_server import CollectingHandler, Fault, SmtpServer, free_port
 from tests.test_delivery_support import (
     SENDER,
@@ -268,7 +268,7 @@ def test_progress_bar_and_summary_for_a_human(
             store, transport, first, personalise, sender=SENDER, clock=utc_now, progress=True
         )
         err = capsys.readouterr().err
-        with caplog.at_level(logging.INFO, logger="session_bot.delivery"):
+        with caplog.at_level(logging.INFO, logger="session_bot.app.delivery"):
             deliver_mailing(store, transport, second, personalise, sender=SENDER, clock=utc_now)
         transport.close()
     assert f"mailing {first}: 4 sent, 1 skipped" in err

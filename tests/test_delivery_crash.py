@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from session_bot.store import Store
+from session_bot.adapters.db.store import Store
 from tests.smtp_server import CollectingHandler, SmtpServer
 from tests.test_delivery_support import (
     add_subscribers,
@@ -75,8 +75,8 @@ def test_sigkill_mid_mailing_loses_nobody_and_bounds_duplicates(store: Store) ->
 
 
 def main(argv: list[str]) -> None:
-    from session_bot.delivery import DeliveryPolicy, deliver_mailing
-    from session_bot.mailer import SmtpTransport
+    from session_bot.adapters.mail import SmtpTransport
+    from session_bot.app.delivery import DeliveryPolicy, deliver_mailing
     from tests.test_delivery_support import SENDER, personalise
 
     url, port, mailing, connections, batch = argv

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-from session_bot.delivery import DeliveryReport, RateLimits, deliver_mailing
-from session_bot.mailer import SmtpTransport
-from session_bot.store import Store
+from session_bot.adapters.db.store import Store
+from session_bot.adapters.mail import SmtpTransport
+from session_bot.app.delivery import DeliveryReport, RateLimits, deliver_mailing
 from tests.smtp_server import SmtpServer
 from tests.test_delivery_support import (
     SENDER,

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from session_bot.delivery import DeliveryPolicy
-from session_bot.schema import deliveries, subscribers
-from session_bot.store import DeliveryRow, Store
+from session_bot.adapters.db.schema import deliveries, subscribers
+from session_bot.adapters.db.store import DeliveryRow, Store
+from session_bot.app.delivery import DeliveryPolicy
 
 SENDER = "bounces@sb.example.org"
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from session_bot import wiring
-from session_bot.clock import ManualClock
-from session_bot.demo import seed_subscribers
-from session_bot.mailer import MaildirTransport, SmtpTransport
-from session_bot.plan import Plan
+from session_bot.adapters.clock import ManualClock
+from session_bot.adapters.db.store import Store
+from session_bot.adapters.mail import MaildirTransport, SmtpTransport
+from session_bot.cli.demo import seed_subscribers
+from session_bot.core.plan import Plan
+from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.settings import Settings
-from session_bot.store import Store
-from session_bot.zoom_sandbox import ZoomSandbox
 from tests.conftest import EXAMPLE_PLAN, ROOT, SEED_MEETING
 from tests.smtp_server import SmtpServer
 

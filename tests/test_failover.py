@@ -31,12 +31,12 @@ import httpx
 import pytest
 
 from session_bot import wiring
-from session_bot.delivery import DeliveryPolicy
-from session_bot.errors import LockBusy
+from session_bot.adapters.db.store import Store
+from session_bot.adapters.zoom import marker
+from session_bot.app.delivery import DeliveryPolicy
+from session_bot.core.errors import LockBusy
+from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.settings import load_settings
-from session_bot.store import Store
-from session_bot.zoom import marker
-from session_bot.zoom_sandbox import ZoomSandbox
 from tests.pg import fresh_database, require_pg
 from tests.smtp_server import CollectingHandler, SmtpServer
 from tests.test_delivery_support import add_subscribers, address

@@ -11,7 +11,7 @@ import pytest
 from dateutil.tz import tzical
 from icalendar import Calendar
 
-from session_bot.invitations import Recipient
+from session_bot.adapters.render.invitations import Recipient
 from tests.test_invitations_support import (
     DST_SESSIONS,
     NOW,

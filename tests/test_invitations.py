@@ -12,9 +12,9 @@ from pathlib import Path
 import dkim
 import pytest
 
-from session_bot.errors import TemplateError
-from session_bot.invitations import DkimConfig, Recipient
-from session_bot.plan import occurrences
+from session_bot.adapters.render.invitations import DkimConfig, Recipient
+from session_bot.core.errors import TemplateError
+from session_bot.core.plan import occurrences
 from tests.smtp_server import SmtpServer
 from tests.test_invitations_support import (
     NOW,
@@ -107,7 +107,7 @@ def test_other_dates_and_english_use_babel_formats() -> None:
 def test_english_mail_without_translations_keeps_the_plan_texts_and_own_wording() -> None:
     import dataclasses
 
-    from session_bot.plan import Texts
+    from session_bot.core.plan import Texts
 
     occ = occurrence(dt.date(2025, 2, 26))
     bare = occ.series.model_copy(update={"texts": Texts(closing=occ.series.texts.closing)})
@@ -439,11 +439,11 @@ def test_non_ascii_subject_and_list_id_are_rfc2047_encoded() -> None:
     import email as _email
     import email.policy as _policy
 
-    from session_bot.invitations import MailConfig as _MC
-    from session_bot.invitations import Recipient as _R
-    from session_bot.invitations import Renderer as _Renderer
-    from session_bot.plan import find_occurrence as _find
-    from session_bot.plan import parse_plan as _parse
+    from session_bot.adapters.render.invitations import MailConfig as _MC
+    from session_bot.adapters.render.invitations import Recipient as _R
+    from session_bot.adapters.render.invitations import Renderer as _Renderer
+    from session_bot.core.plan import find_occurrence as _find
+    from session_bot.core.plan import parse_plan as _parse
     from tests.conftest import EXAMPLE_PLAN as _PLAN
 
     text = _PLAN.read_text().replace(

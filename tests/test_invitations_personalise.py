@@ -19,8 +19,8 @@ from email.message import EmailMessage
 import pytest
 from icalendar import Calendar
 
-from session_bot.invitations import MailConfig, MailParts, Recipient, Renderer
-from session_bot.plan import Occurrence
+from session_bot.adapters.render.invitations import MailConfig, MailParts, Recipient, Renderer
+from session_bot.core.plan import Occurrence
 from tests.test_invitations_support import NOW, config, meeting, occurrence, parse
 
 NAMES = [

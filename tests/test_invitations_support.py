@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from session_bot.invitations import MailConfig, Recipient, Renderer
-from session_bot.plan import Occurrence, Plan, find_occurrence, parse_plan
-from session_bot.zoom import DialIn, Meeting
+from session_bot.adapters.render.invitations import MailConfig, Recipient, Renderer
+from session_bot.adapters.zoom import DialIn, Meeting
+from session_bot.core.plan import Occurrence, Plan, find_occurrence, parse_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_PLAN = ROOT / "examples" / "willkommen.yaml"

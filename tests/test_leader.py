@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from session_bot import wiring
-from session_bot.errors import LockBusy
-from session_bot.leader import AdvisoryLock, Election, Leadership, Timing, instances
+from session_bot.adapters.db.store import Store
+from session_bot.adapters.leadership import AdvisoryLock, Election, Leadership, Timing, instances
+from session_bot.cli.status import daemon_instances, format_instances
+from session_bot.core.errors import LockBusy
 from session_bot.settings import load_settings
-from session_bot.status import daemon_instances, format_instances
-from session_bot.store import Store
 from tests.pg import PG_ADMIN, fresh_database, require_pg
 from tests.test_leader_support import wait_for
 
@@ -198,7 +198,7 @@ def web_role(url: str) -> str:
 def test_in_process_daemons_only_the_leader_schedules_and_a_leader_that_loses_its_lock_stops(
     pg_url: str, tmp_path: Path
 ) -> None:
-    from session_bot.daemon import Daemon
+    from session_bot.daemon.service import Daemon
     from tests.test_leader_support import first_wednesday_after, plan_text
 
     plan = tmp_path / "plan.yaml"

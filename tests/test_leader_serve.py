@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from session_bot.store import Store
-from session_bot.subscribers import unsubscribe_token
+from session_bot.adapters.db.store import Store
+from session_bot.app.subscriptions import unsubscribe_token
 from tests.pg import fresh_database, require_pg
 from tests.test_leader_support import (
     SECRET,

@@ -17,7 +17,7 @@ import httpx
 
 TOKEN = "admin-token-0123456789abcdef-XYZ"
 SECRET = "test-secret-key-0123456789abcdef"
-SERVE = [sys.executable, "-m", "session_bot.cli_daemon", "serve", "--port", "0"]
+SERVE = [sys.executable, "-m", "session_bot.cli", "serve", "--port", "0"]
 
 
 def first_wednesday_after(days: int) -> dt.date:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from session_bot.errors import MailError
-from session_bot.mailer import MaildirTransport, SendResult, SmtpTransport
+from session_bot.adapters.mail import MaildirTransport, SendResult, SmtpTransport
+from session_bot.core.errors import MailError
 from tests.smtp_server import CollectingHandler, Fault, SmtpServer, free_port, self_signed_cert
 
 MESSAGE = b"From: a@sb.example.org\r\nTo: b@example.org\r\nSubject: x\r\n\r\n.dot line\r\nok\r\n"

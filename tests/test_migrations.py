@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from session_bot.errors import StoreError
-from session_bot.schema import metadata
-from session_bot.store import Store
+from session_bot.adapters.db.schema import metadata
+from session_bot.adapters.db.store import Store
+from session_bot.core.errors import StoreError
 
 NOW = dt.datetime(2025, 2, 12, 8, 0, tzinfo=dt.UTC)
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from session_bot.clock import ManualClock
-from session_bot.plan import find_occurrence, load_plan
-from session_bot.runner import meeting_request
-from session_bot.schema import deliveries, subscribers
-from session_bot.store import Store
-from session_bot.zoom import ZoomClient
-from session_bot.zoom_sandbox import ZoomSandbox
+from session_bot.adapters.clock import ManualClock
+from session_bot.adapters.db.schema import deliveries, subscribers
+from session_bot.adapters.db.store import Store
+from session_bot.adapters.zoom import ZoomClient
+from session_bot.app.runner import meeting_request
+from session_bot.core.plan import find_occurrence, load_plan
+from session_bot.sandbox.zoom import ZoomSandbox
 from tests.conftest import EXAMPLE_PLAN, SEED_INVITATION_AT, SEED_JOIN_HOST
 from tests.pg import fresh_database, require_pg
 from tests.smtp_server import SmtpServer

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from session_bot.errors import PlanError
-from session_bot.plan import find_occurrence, load_plan, occurrences, parse_plan
+from session_bot.core.errors import PlanError
+from session_bot.core.plan import find_occurrence, load_plan, occurrences, parse_plan
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "willkommen.yaml"
 

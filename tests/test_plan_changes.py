@@ -10,14 +10,14 @@ import icalendar
 import pytest
 
 from session_bot import wiring
-from session_bot.clock import ManualClock
-from session_bot.demo import seed_subscribers
-from session_bot.mailer import SmtpTransport
-from session_bot.plan import parse_plan
+from session_bot.adapters.clock import ManualClock
+from session_bot.adapters.db.store import Store
+from session_bot.adapters.mail import SmtpTransport
+from session_bot.adapters.zoom import ZoomClient
+from session_bot.cli.demo import seed_subscribers
+from session_bot.core.plan import parse_plan
+from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.settings import Settings
-from session_bot.store import Store
-from session_bot.zoom import ZoomClient
-from session_bot.zoom_sandbox import ZoomSandbox
 from tests.conftest import EXAMPLE_PLAN, ROOT, SEED_INVITATION_AT, SEED_JOIN_HOST, SEED_MEETING
 from tests.smtp_server import Received, SmtpServer
 
@@ -158,7 +158,7 @@ def test_time_change_topic_change_zoom_deletion_and_cancellation(world: World) -
 
 def test_meeting_changed_in_zoom_is_restored_without_mail(world: World) -> None:
     assert len(world.run(SEED_INVITATION_AT)) == 5
-    from session_bot.zoom import MeetingRequest
+    from session_bot.adapters.zoom import MeetingRequest
 
     world.zoom_admin().update_meeting(
         66547677759,
@@ -184,7 +184,7 @@ def test_cancelled_before_invitation_only_deletes_the_meeting(world: World) -> N
 
 
 def test_status_shows_what_was_announced_and_what_changed(world: World) -> None:
-    from session_bot.status import collect_status, format_status
+    from session_bot.cli.status import collect_status, format_status
 
     world.run(SEED_INVITATION_AT)
     world.edit('        start: "14:00"\n')
@@ -201,7 +201,7 @@ def test_status_shows_what_was_announced_and_what_changed(world: World) -> None:
 
 
 def test_status_names_an_invited_session_that_vanished_from_the_plan(world: World) -> None:
-    from session_bot.status import collect_status, format_status
+    from session_bot.cli.status import collect_status, format_status
 
     world.run(SEED_INVITATION_AT)
     world.plan_text = world.plan_text.replace("      2025-02-26:\n", "      2025-02-19:\n", 1)

@@ -24,11 +24,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from session_bot.clock import ManualClock
-from session_bot.leader import RUN_REQUEST_KEY, RunRequest
-from session_bot.store import Store
-from session_bot.web_zoom import sign
-from session_bot.zoom_sandbox import ZoomSandbox
+from session_bot.adapters.clock import ManualClock
+from session_bot.adapters.db.store import Store
+from session_bot.adapters.leadership import RUN_REQUEST_KEY, RunRequest
+from session_bot.sandbox.zoom import ZoomSandbox
+from session_bot.web.zoom_webhook import sign
 from tests.conftest import SEED_INVITATION_AT
 from tests.pg import fresh_database, require_pg
 from tests.smtp_server import CollectingHandler, Received, SmtpServer

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from session_bot.errors import StoreError
-from session_bot.store import Store, StoreTokenCache
+from session_bot.adapters.db.store import Store, StoreTokenCache
+from session_bot.core.errors import StoreError
 
 NOW = dt.datetime(2025, 2, 12, 8, 0, tzinfo=dt.UTC)
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from session_bot import wiring
-from session_bot.plan import load_plan
+from session_bot.core.plan import load_plan
 from session_bot.settings import load_settings
 from tests.smtp_server import SmtpServer, free_port
 from tests.test_web_subscribe_support import (
@@ -47,7 +47,7 @@ ADMIN = "admin-token-0123456789abcdef-XYZ"
 ROOT = Path(__file__).resolve().parents[1]
 # The daemon as the CLI serves it; register() is idempotent once cli.py mounts the command.
 SERVE = (
-    "import sys; from session_bot.cli import app; from session_bot.cli_daemon import register; "
+    "import sys; from session_bot.cli.main import app; from session_bot.cli.serve import register; "
     "register(app); sys.exit(app())"
 )
 

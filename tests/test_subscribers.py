@@ -10,10 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from session_bot.cli_subscribers import subscribers_app
-from session_bot.errors import SessionBotError, SubscriberImportError
-from session_bot.store import Store
-from session_bot.subscribers import (
+from session_bot.adapters.db.store import Store
+from session_bot.app.subscriptions import (
     RequestProof,
     confirm,
     export_csv,
@@ -21,6 +19,8 @@ from session_bot.subscribers import (
     import_csv,
     request_subscription,
 )
+from session_bot.cli.subscribers import subscribers_app
+from session_bot.core.errors import SessionBotError, SubscriberImportError
 
 NOW = dt.datetime(2025, 2, 13, 9, 0, tzinfo=dt.UTC)
 KEY = "test-secret-key-0123456789abcdef"
@@ -178,7 +178,7 @@ def test_status_column_keeps_people_who_left_out(store: Store, tmp_path: Path) -
 def test_forget_erases_personal_data_and_blocks_a_silent_re_import(
     store: Store, tmp_path: Path
 ) -> None:
-    from session_bot.subscribers import consent_proof, forget_subscriber
+    from session_bot.app.subscriptions import consent_proof, forget_subscriber
 
     path = write(
         tmp_path, "f.csv", b"email;name\nweg@example.org;Wilma Weg\nbleibt@example.org;B\n"
@@ -210,7 +210,7 @@ def test_forget_erases_personal_data_and_blocks_a_silent_re_import(
 
 
 def test_a_forgotten_person_may_subscribe_again_themselves(store: Store) -> None:
-    from session_bot.subscribers import forget_subscriber
+    from session_bot.app.subscriptions import forget_subscriber
 
     proof = RequestProof("192.0.2.1", "Firefox", "https://x.example/subscribe")
     out = request_subscription(
@@ -344,7 +344,7 @@ def test_names_lose_control_characters(store: Store) -> None:
 
 
 def test_add_refuses_an_invalid_address(store: Store) -> None:
-    from session_bot.subscribers import add_subscriber
+    from session_bot.app.subscriptions import add_subscriber
 
     with pytest.raises(SessionBotError, match="not a valid e-mail address"):
         add_subscriber(
@@ -362,7 +362,7 @@ def test_add_refuses_an_invalid_address(store: Store) -> None:
 def test_an_erased_subscribers_old_unsubscribe_link_never_acts_on_someone_else(
     store: Store,
 ) -> None:
-    from session_bot.subscribers import forget_subscriber, unsubscribe
+    from session_bot.app.subscriptions import forget_subscriber, unsubscribe
 
     store.add_subscriber("a@example.org", name=None, language="de", status="confirmed", now=NOW)
     last = store.add_subscriber(

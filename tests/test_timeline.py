@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from session_bot.plan import load_plan, parse_plan
-from session_bot.timeline import SessionState, due_actions, next_due
+from session_bot.core.plan import load_plan, parse_plan
+from session_bot.core.timeline import SessionState, due_actions, next_due
 
 BERLIN = ZoneInfo("Europe/Berlin")
 PLAN = load_plan(Path(__file__).parents[1] / "examples" / "willkommen.yaml")

@@ -11,15 +11,15 @@ import httpx
 import pytest
 
 from session_bot import wiring
-from session_bot.clock import ManualClock
-from session_bot.daemon import report_dict
-from session_bot.mailer import MaildirTransport
-from session_bot.plan import Plan
+from session_bot.adapters.clock import ManualClock
+from session_bot.adapters.db.store import Store
+from session_bot.adapters.mail import MaildirTransport
+from session_bot.core.plan import Plan
+from session_bot.daemon.service import report_dict
+from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.settings import Settings, load_settings
-from session_bot.store import Store
-from session_bot.web import create_app
-from session_bot.web_deps import WebContext
-from session_bot.zoom_sandbox import ZoomSandbox
+from session_bot.web.app import create_app
+from session_bot.web.deps import WebContext
 from tests.conftest import EXAMPLE_PLAN, SEED_INVITATION_AT
 from tests.web_server import ServerThread
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from session_bot.subscribers import confirm_token, unsubscribe_token
+from session_bot.app.subscriptions import confirm_token, unsubscribe_token
 from tests.conftest import SEED_INVITATION_AT
 from tests.test_web_subscribe_support import (
     SECRET,

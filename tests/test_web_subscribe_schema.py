@@ -16,8 +16,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from session_bot.subscribers import unsubscribe_token
-from session_bot.web_subscribe import router
+from session_bot.app.subscriptions import unsubscribe_token
+from session_bot.web.subscribe import router
 from tests.test_web_subscribe_support import SECRET, World, world
 
 

@@ -22,15 +22,15 @@ import uvicorn
 from fastapi import FastAPI
 
 from session_bot import wiring
-from session_bot.clock import ManualClock
-from session_bot.mailer import SmtpTransport
-from session_bot.plan import Plan, load_plan
-from session_bot.runner import Runner
+from session_bot.adapters.clock import ManualClock
+from session_bot.adapters.db.store import Store
+from session_bot.adapters.mail import SmtpTransport
+from session_bot.app.runner import Runner
+from session_bot.core.plan import Plan, load_plan
+from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.settings import Settings, load_settings
-from session_bot.store import Store
-from session_bot.web_deps import WebContext
-from session_bot.web_subscribe import router
-from session_bot.zoom_sandbox import ZoomSandbox
+from session_bot.web.deps import WebContext
+from session_bot.web.subscribe import router
 from tests.conftest import EXAMPLE_PLAN, SEED_INVITATION_AT, SEED_JOIN_HOST, SEED_MEETING
 from tests.smtp_server import SmtpServer
 

@@ -22,16 +22,16 @@ import icalendar
 import pytest
 
 from session_bot import wiring
-from session_bot.alerts import make_alerter
-from session_bot.clock import ManualClock
-from session_bot.mailer import MaildirTransport
-from session_bot.plan import Plan, load_plan
-from session_bot.runner import Runner, state_from_store
+from session_bot.adapters.clock import ManualClock
+from session_bot.adapters.db.store import Store
+from session_bot.adapters.mail import MaildirTransport
+from session_bot.app.alerts import make_alerter
+from session_bot.app.runner import Runner, state_from_store
+from session_bot.cli.status import collect_status
+from session_bot.core.plan import Plan, load_plan
+from session_bot.core.timeline import next_due
+from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.settings import Settings, load_settings
-from session_bot.status import collect_status
-from session_bot.store import Store
-from session_bot.timeline import next_due
-from session_bot.zoom_sandbox import ZoomSandbox
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ALERTS_TO = "orga-alerts@example.org"
@@ -314,7 +314,7 @@ def test_after_downtime_what_is_still_useful_is_done_at_once(
 def test_status_lists_bounced_subscribers_and_the_last_run(
     year: tuple[Settings, Plan, Store],
 ) -> None:
-    from session_bot.status import format_status
+    from session_bot.cli.status import format_status
 
     settings, plan, store = year
     t0 = dt.datetime(2028, 1, 2, tzinfo=dt.UTC)

@@ -11,14 +11,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from session_bot.errors import (
-    ConfigError,
-    ZoomAuthError,
-    ZoomNotFound,
-    ZoomRateLimited,
-    ZoomUnavailable,
-)
-from session_bot.zoom import (
+from session_bot.adapters.zoom import (
     DialIn,
     LostCreateAnswer,
     Meeting,
@@ -29,7 +22,14 @@ from session_bot.zoom import (
     marker,
     parse_marker,
 )
-from session_bot.zoom_sandbox import Fault, ZoomSandbox
+from session_bot.core.errors import (
+    ConfigError,
+    ZoomAuthError,
+    ZoomNotFound,
+    ZoomRateLimited,
+    ZoomUnavailable,
+)
+from session_bot.sandbox.zoom import Fault, ZoomSandbox
 from tests.conftest_zoom import (
     BERLIN,
     CREDS,

@@ -32,9 +32,9 @@ from openapi_core.datatypes import RequestParameters
 from openapi_core.exceptions import OpenAPIError
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from session_bot.errors import ZoomError
-from session_bot.zoom import LostCreateAnswer
-from session_bot.zoom_sandbox import Fault, RecordedRequest, ZoomSandbox
+from session_bot.adapters.zoom import LostCreateAnswer
+from session_bot.core.errors import ZoomError
+from session_bot.sandbox.zoom import Fault, RecordedRequest, ZoomSandbox
 from tests.conftest_zoom import (
     CREDS,
     HOST_EMAIL,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from session_bot.zoom_sandbox import Fault, ZoomSandbox, run_sandbox
+from session_bot.sandbox.zoom import Fault, ZoomSandbox, run_sandbox
 from tests.conftest_zoom import CREDS, HOST_EMAIL, SEED_JOIN_HOST, SEED_MEETING, FakeClock
 
 UTC = dt.UTC

@@ -15,15 +15,15 @@ import requests
 from fastapi import FastAPI
 
 from session_bot import wiring
-from session_bot.clock import ManualClock
-from session_bot.demo import seed_subscribers
-from session_bot.mailer import MaildirTransport, SmtpTransport
-from session_bot.plan import Plan
+from session_bot.adapters.clock import ManualClock
+from session_bot.adapters.db.store import Store
+from session_bot.adapters.mail import MaildirTransport, SmtpTransport
+from session_bot.cli.demo import seed_subscribers
+from session_bot.core.plan import Plan
+from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.settings import Settings, load_settings
-from session_bot.store import Store
-from session_bot.web_deps import WebContext
-from session_bot.web_zoom import router, sign
-from session_bot.zoom_sandbox import ZoomSandbox
+from session_bot.web.deps import WebContext
+from session_bot.web.zoom_webhook import router, sign
 from tests.conftest import EXAMPLE_PLAN, ROOT, SEED_INVITATION_AT, SEED_MEETING
 from tests.smtp_server import SmtpServer
 from tests.web_server import ServerThread

@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
-from session_bot.errors import ConfigError
+from session_bot.core.errors import ConfigError
 
 ENV_PREFIX = "SESSION_BOT_"
 _WEAK_SECRETS = {"changeme", "change-me", "secret", "changethis", "please-change-me"}

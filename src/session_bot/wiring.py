@@ -11,22 +11,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
-from session_bot.clock import system_clock
-from session_bot.delivery import RateLimits
-from session_bot.errors import ConfigError
-from session_bot.invitations import DkimConfig, MailConfig, Recipient, Renderer
-from session_bot.leader import AdvisoryLock, is_postgresql
-from session_bot.lock import FileLock, RunLock
-from session_bot.mailer import MaildirTransport, SmtpTransport, Transport
-from session_bot.plan import Plan, Series
-from session_bot.runner import Runner
+from session_bot.adapters.clock import system_clock
+from session_bot.adapters.db.store import DeliveryRow, MailingRow, Store, StoreTokenCache
+from session_bot.adapters.leadership import AdvisoryLock, is_postgresql
+from session_bot.adapters.lock import FileLock, RunLock
+from session_bot.adapters.mail import MaildirTransport, SmtpTransport, Transport
+from session_bot.adapters.render.invitations import DkimConfig, MailConfig, Recipient, Renderer
+from session_bot.adapters.zoom import ZoomClient
+from session_bot.app.delivery import RateLimits
+from session_bot.app.runner import Runner
+from session_bot.core.errors import ConfigError
+from session_bot.core.plan import Plan, Series
+from session_bot.core.tokens import make_token
 from session_bot.settings import Settings
-from session_bot.store import DeliveryRow, MailingRow, Store, StoreTokenCache
-from session_bot.tokens import make_token
-from session_bot.zoom import ZoomClient
 
 if TYPE_CHECKING:
-    from session_bot.zoom_sandbox import ZoomSandbox
+    from session_bot.sandbox.zoom import ZoomSandbox
 
 Clock = Callable[[], dt.datetime]
 

@@ -1,0 +1,464 @@
+"""Mail transports: SMTP and a Maildir outbox, behind one small interface.
+
+Only this module speaks SMTP. It sends bytes it is given; rendering happens elsewhere. A transport
+is one connection; ``clone()`` gives another one with the same settings, so the delivery loop can
+run several in parallel threads (see ``delivery.py``).
+
+What a result means for the delivery row:
+
+- ``sent``: the server answered 2xx after the message (it is the server's now);
+- ``temporary``: 4xx, or the connection failed before the end of DATA (nothing was taken), or
+  ``ambiguous``: the connection failed after the message went out and before the answer came
+  back — the server may have taken it, so this is the one case a retry can duplicate;
+- ``permanent``: 5xx for this recipient; ``hard_bounce`` when the mailbox does not exist.
+
+A transport raises ``MailError`` only when it cannot be used at all (connect, TLS, login, or a
+refused envelope sender): then no recipient is to blame and nothing was sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mailbox
+import re
+import smtplib
+import ssl
+import threading
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from session_bot.core.errors import MailError
+
+Outcome = Literal["sent", "temporary", "permanent"]
+TlsMode = Literal["starttls", "ssl", "none"]
+
+# RFC 3463 enhanced status codes meaning "this address does not exist" (bad mailbox, bad domain,
+# null MX): repeated, they set a subscriber aside. Full mailboxes or policy refusals do not count.
+HARD_BOUNCE_STATUS = frozenset({"5.1.1", "5.1.2", "5.1.10"})
+_ENHANCED = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+_UNSAFE_PATH = re.compile(r"[\x00-\x20<>\x7f]")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    code: int | None
+    response: str
+    # The connection broke after the whole message was sent and before the server's answer.
+    ambiguous: bool = False
+
+    @property
+    def enhanced_status(self) -> str | None:
+        m = _ENHANCED.match(self.response)
+        return m.group(1) if m else None
+
+    @property
+    def hard_bounce(self) -> bool:
+        return self.outcome == "permanent" and self.enhanced_status in HARD_BOUNCE_STATUS
+
+
+class Transport(Protocol):
+    """Sends one finished message to one recipient over one connection."""
+
+    description: str
+
+    def send(self, sender: str, recipient: str, message: bytes) -> SendResult: ...
+
+    def send_many(self, sender: str, messages: Iterable[tuple[str, bytes]]) -> Iterator[SendResult]:
+        """Send (recipient, message) pairs in order, yielding one result each as it is known.
+
+        ``messages`` is consumed at most one ahead of the results; a message without a yielded
+        result was not sent. Raises ``MailError`` like ``send``.
+        """
+        ...
+
+    def check(self) -> None:
+        """Connect (and log in) once; raise ``MailError`` with the fix if that fails."""
+        ...
+
+    def clone(self) -> Transport:
+        """Another transport with the same settings and a connection of its own."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def classify(code: int) -> Outcome:
+    if 200 <= code < 300:
+        return "sent"
+    if 400 <= code < 500:
+        return "temporary"
+    return "permanent"
+
+
+class MaildirTransport:
+    """Writes each message into a Maildir (any mail client opens it): the embedded default."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._box = mailbox.Maildir(str(path), create=True)
+            # Maildir(create=True) skips the subfolders when the folder itself already exists.
+            for sub in ("tmp", "new", "cur"):
+                (path / sub).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise MailError(
+                f"cannot use the Maildir outbox {path} ({exc.strerror}); set SESSION_BOT_OUTBOX to a "
+                "writable directory"
+            ) from None
+        self.path = path
+        self.description = f"Maildir outbox {path}"
+        # mailbox.Maildir names files with a class-wide counter: one writer at a time.
+        self._lock = threading.Lock()
+
+    def send(self, sender: str, recipient: str, message: bytes) -> SendResult:
+        # Return-Path/Delivered-To as a local delivery agent would add them.
+        envelope = f"Return-Path: <{sender}>\r\nDelivered-To: {recipient}\r\n".encode()
+        try:
+            with self._lock:
+                key = self._box.add(envelope + message)
+        except (OSError, mailbox.Error) as exc:
+            return SendResult("temporary", None, f"outbox write failed: {exc}")
+        return SendResult("sent", 250, f"written to outbox as {key}")
+
+    def send_many(self, sender: str, messages: Iterable[tuple[str, bytes]]) -> Iterator[SendResult]:
+        for recipient, message in messages:
+            yield self.send(sender, recipient, message)
+
+    def check(self) -> None:
+        probe = self.path / "tmp" / ".session-bot-check"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise MailError(
+                f"cannot write to the Maildir outbox {self.path} ({exc.strerror}); set "
+                "SESSION_BOT_OUTBOX to a writable directory"
+            ) from None
+
+    def clone(self) -> MaildirTransport:
+        return self  # a local folder gains nothing from more "connections"
+
+    def close(self) -> None:
+        pass
+
+
+class _NotTaken(Exception):
+    """The connection failed or is closing before the end of DATA: nothing was taken."""
+
+    def __init__(self, code: int | None, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+class SmtpTransport:
+    """One SMTP connection, opened lazily and reused for every message; reconnects after a drop."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: TlsMode = "starttls",
+        user: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        local_hostname: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host, self.port, self.tls = host, port, tls
+        self._user, self._password = user, password
+        self._timeout = timeout
+        self._local_hostname = local_hostname
+        self._ssl_context = ssl_context
+        self._conn: smtplib.SMTP | None = None
+        self.description = f"SMTP {host}:{port} ({tls})"
+        self.connects = 0  # connections opened so far (reconnects show up here)
+
+    def clone(self) -> SmtpTransport:
+        return SmtpTransport(
+            self.host,
+            self.port,
+            tls=self.tls,
+            user=self._user,
+            password=self._password,
+            timeout=self._timeout,
+            local_hostname=self._local_hostname,
+            ssl_context=self._ssl_context,
+        )
+
+    def _connect(self) -> smtplib.SMTP:
+        """A new, greeted (and logged-in) connection; ``MailError`` naming the setting to fix."""
+        ctx = self._ssl_context or ssl.create_default_context()
+        where = f"{self.host}:{self.port}"
+        conn: smtplib.SMTP | None = None
+        try:
+            if self.tls == "ssl":
+                conn = smtplib.SMTP_SSL(
+                    self.host,
+                    self.port,
+                    timeout=self._timeout,
+                    context=ctx,
+                    local_hostname=self._local_hostname,
+                )
+            else:
+                conn = smtplib.SMTP(
+                    self.host, self.port, timeout=self._timeout, local_hostname=self._local_hostname
+                )
+                if self.tls == "starttls":
+                    conn.starttls(context=ctx)
+            if self._user:
+                conn.login(self._user, self._password or "")
+            conn.ehlo_or_helo_if_needed()
+        except smtplib.SMTPAuthenticationError:
+            _close_quietly(conn)
+            raise MailError(
+                f"the SMTP server {where} refused the login for SESSION_BOT_SMTP_USER; check "
+                "SESSION_BOT_SMTP_USER and SESSION_BOT_SMTP_PASSWORD"
+            ) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            _close_quietly(conn)
+            what = "AUTH" if self._user and "auth" in str(exc).lower() else "STARTTLS"
+            fix = (
+                "unset SESSION_BOT_SMTP_USER if this server needs no login, or use its submission "
+                "port"
+                if what == "AUTH"
+                else "set SESSION_BOT_SMTP_TLS=ssl (port 465) or, only on a trusted network, none"
+            )
+            raise MailError(f"the SMTP server {where} does not offer {what}; {fix}") from None
+        except ssl.SSLError as exc:
+            _close_quietly(conn)
+            raise MailError(
+                f"TLS with the SMTP server {where} failed ({exc.reason or exc}); check "
+                "SESSION_BOT_SMTP_TLS (starttls for port 587, ssl for 465) and the server's "
+                "certificate"
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            _close_quietly(conn)
+            raise MailError(
+                f"cannot connect to SMTP server {where} ({_describe(exc)}); check "
+                "SESSION_BOT_SMTP_HOST/_PORT/_TLS"
+            ) from None
+        self.connects += 1
+        return conn
+
+    def check(self) -> None:
+        conn = self._connect()
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            conn.quit()
+
+    def send(self, sender: str, recipient: str, message: bytes) -> SendResult:
+        results = self.send_many(sender, [(recipient, message)])
+        try:
+            return next(results)
+        finally:
+            results.close()
+
+    def send_many(
+        self, sender: str, messages: Iterable[tuple[str, bytes]]
+    ) -> Generator[SendResult, None, None]:
+        """One result per message, in order. With PIPELINING (RFC 2920) the envelope (MAIL, RCPT,
+        DATA) goes out in one write, and after the first message in the same write as the
+        previous message's data: one round trip per message instead of four."""
+        pending = iter(messages)
+        item = next(pending, None)
+        primed = False  # the envelope of ``item`` is already on the wire
+        retried = False
+        try:
+            while item is not None:
+                reused = self._conn is not None
+                if self._conn is None:
+                    self._conn = self._connect()
+                try:
+                    result, following, primed, failure = self._transaction(
+                        self._conn, sender, item, pending, primed
+                    )
+                except _NotTaken as exc:
+                    self._drop()
+                    primed = False
+                    if reused and not retried:
+                        # Closed while idle, or closing after N messages (421): nothing was
+                        # taken, so one more try on a fresh connection is safe.
+                        retried = True
+                        continue
+                    result, following = SendResult("temporary", exc.code, exc.text), None
+                    yield result
+                    item, retried = next(pending, None), False
+                    continue
+                retried = False
+                yield result
+                if failure is not None:
+                    raise failure
+                item = following
+        finally:
+            if primed:
+                self._drop()  # an envelope in flight that no message will follow
+
+    def _transaction(
+        self,
+        conn: smtplib.SMTP,
+        sender: str,
+        item: tuple[str, bytes],
+        pending: Iterator[tuple[str, bytes]],
+        primed: bool,
+    ) -> tuple[SendResult, tuple[str, bytes] | None, bool, BaseException | None]:
+        """MAIL, RCPT, DATA, then the message; a failure is known to be before or after the data.
+
+        Returns the result, the next message (taken from ``pending`` once this one's DATA was
+        accepted, so its envelope can ride along), whether that envelope went out, and the error
+        taking the next message raised (this message is still finished first).
+        """
+        recipient, message = item
+        if not _usable_path(sender, conn):
+            raise MailError(
+                f"the envelope sender {sender!r} cannot be used with the SMTP server {self.host}; "
+                "set SESSION_BOT_BOUNCE_ADDRESS or SESSION_BOT_MAIL_FROM to a plain address"
+            )
+        if not _usable_path(recipient, conn):
+            result = SendResult("permanent", None, f"address {recipient!r} cannot be used in SMTP")
+            return result, next(pending, None), False, None
+        pipelining = conn.has_extn("pipelining")
+        commands = _envelope(conn, sender, recipient, message)
+        try:
+            if pipelining and not primed:
+                conn.send(b"".join(commands))
+            answers: list[tuple[int, str]] = []
+            for stage, command in enumerate(commands):
+                if not pipelining:
+                    conn.send(command)
+                code, reply = conn.getreply()
+                answers.append((code, _text(reply)))
+                if code == 421:
+                    raise _NotTaken(code, _text(reply))
+                expected = 354 if stage == 2 else 250
+                if code // 100 != expected // 100 and not pipelining:
+                    break
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _NotTaken(None, f"connection lost before the message was sent: {exc}") from None
+        refused = self._refused(conn, sender, answers)
+        if refused is not None:
+            return refused, next(pending, None), False, None
+        failure: BaseException | None = None
+        try:
+            following = next(pending, None)
+        except Exception as exc:  # e.g. a template error: this message still goes out first
+            following, failure = None, exc
+        tail = b""
+        if following is not None and pipelining and _usable_path(following[0], conn):
+            tail = b"".join(_envelope(conn, sender, *following))
+        body = message
+        if body.startswith(b".") or b"\n." in body:
+            body = _LEADING_DOT.sub(b"..", body)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        try:
+            conn.send(body + b".\r\n" + tail)
+            code, reply = conn.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()
+            lost = SendResult(
+                "temporary",
+                None,
+                f"connection lost after the message was sent, before the server's answer: {exc}",
+                ambiguous=True,
+            )
+            return lost, following, False, failure
+        result = SendResult(classify(code), code, _text(reply))
+        if code == 421:
+            self._drop()  # the server answered, then closes: the answer itself is final
+            return result, following, False, failure
+        return result, following, bool(tail), failure
+
+    def _refused(
+        self, conn: smtplib.SMTP, sender: str, answers: list[tuple[int, str]]
+    ) -> SendResult | None:
+        """The envelope's outcome if it was not accepted (after ending the transaction)."""
+        (mail_code, mail_text), *rest = answers
+        if mail_code // 100 != 2:
+            self._abort(conn, answers)
+            if mail_code >= 500:
+                raise MailError(
+                    f"the SMTP server {self.host} refused the envelope sender {sender} "
+                    f"({mail_code} {mail_text}); set SESSION_BOT_BOUNCE_ADDRESS or "
+                    "SESSION_BOT_MAIL_FROM to an address this account may send from"
+                )
+            return SendResult("temporary", mail_code, mail_text)
+        rcpt_code, rcpt_text = rest[0]
+        if rcpt_code // 100 != 2:
+            self._abort(conn, answers)
+            return SendResult(classify(rcpt_code), rcpt_code, rcpt_text)
+        data_code, data_text = rest[1]
+        if data_code != 354:
+            self._abort(conn, answers)
+            return SendResult(classify(data_code), data_code, data_text)
+        return None
+
+    def _abort(self, conn: smtplib.SMTP, answers: list[tuple[int, str]]) -> None:
+        """End a refused transaction; a server that accepted DATA anyway gets an empty message."""
+        try:
+            if len(answers) == 3 and answers[2][0] == 354:
+                conn.send(b".\r\n")
+                conn.getreply()
+            conn.rset()
+        except (smtplib.SMTPServerDisconnected, OSError):
+            self._drop()
+
+    def _reset(self, conn: smtplib.SMTP) -> None:
+        try:
+            conn.rset()
+        except (smtplib.SMTPServerDisconnected, OSError):
+            self._drop()
+
+    def _drop(self) -> None:
+        _close_quietly(self._conn)
+        self._conn = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                self._conn.quit()
+            _close_quietly(self._conn)
+        self._conn = None
+
+
+def _envelope(
+    conn: smtplib.SMTP, sender: str, recipient: str, message: bytes
+) -> tuple[bytes, bytes, bytes]:
+    options = f" SIZE={len(message)}" if conn.has_extn("size") else ""
+    if not (sender + recipient).isascii():
+        options += " SMTPUTF8"
+    return (
+        f"MAIL FROM:<{sender}>{options}\r\n".encode(),
+        f"RCPT TO:<{recipient}>\r\n".encode(),
+        b"DATA\r\n",
+    )
+
+
+def _usable_path(address: str, conn: smtplib.SMTP) -> bool:
+    """An address that can go into MAIL FROM/RCPT TO as is: no spaces, controls or brackets,
+    and non-ASCII only if the server speaks SMTPUTF8."""
+    if not address or _UNSAFE_PATH.search(address):
+        return False
+    return address.isascii() or conn.has_extn("smtputf8")
+
+
+def _close_quietly(conn: smtplib.SMTP | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(OSError):
+            conn.close()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{exc.smtp_code} {_text(exc.smtp_error)}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,251 @@
+"""Alert mails to the organiser when session-bot needs them (plain text, German or English).
+
+A session whose invitation is due but which has no topic is held; its organiser gets one alert a
+day (per local calendar day of the series, not before the invitation time of day) until the plan
+has a topic. A failing run is reported
+the same way. Alerts go through the transport the runner uses; nothing here speaks SMTP.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr, make_msgid
+from zoneinfo import ZoneInfo
+
+from session_bot.adapters.db.store import Store
+from session_bot.adapters.mail import Transport
+from session_bot.core.errors import MailError
+from session_bot.core.plan import Occurrence, Plan
+from session_bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The store's alert rows are keyed per local day, so "once a day" never drifts with run times.
+_KEEP = dt.timedelta(days=400)
+
+# The signature delimiter is "-- " with its trailing space (RFC 3676).
+_SIGNATURE = "\n-- \nsession-bot\n"
+
+_WEEKDAYS = {
+    "de": ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+_MONTHS = {
+    "de": (
+        "Januar", "Februar", "März", "April", "Mai", "Juni",
+        "Juli", "August", "September", "Oktober", "November", "Dezember",
+    ),
+    "en": (
+        "January", "February", "March", "April", "May", "June",
+        "July", "August", "September", "October", "November", "December",
+    ),
+}  # fmt: skip
+
+
+def _long_date(day: dt.date, lang: str) -> str:
+    wd, month = _WEEKDAYS[lang][day.weekday()], _MONTHS[lang][day.month - 1]
+    return (
+        f"{wd}, {day.day}. {month} {day.year}"
+        if lang == "de"
+        else f"{wd}, {day.day} {month} {day.year}"
+    )
+
+
+def _moment(t: dt.datetime, lang: str) -> str:
+    suffix = " Uhr" if lang == "de" else ""
+    return f"{_long_date(t.date(), lang)}, {t:%H:%M}{suffix} ({t.tzname()})"
+
+
+def held_text(occ: Occurrence, plan_source: str, lang: str) -> tuple[str, str]:
+    """Subject and body of the alert about a session held for want of a topic."""
+    zone = occ.series.zone
+    start, inv = occ.start.astimezone(zone), occ.invitation_at.astimezone(zone)
+    day = occ.date.isoformat()
+    plan_file = plan_source or "plan.yaml"
+    if lang == "de":
+        subject = f"session-bot: Einladung zum {occ.date:%d.%m.%Y} angehalten – Thema fehlt"
+        body = f"""Hallo {occ.series.organiser.name},
+
+die Einladung zur Sitzung „{occ.series.title}“ am {_moment(start, lang)}
+ist seit {_moment(inv, lang)} fällig. Im Plan steht für diesen Tag aber noch
+kein Thema, deshalb sind weder Meeting noch Einladung rausgegangen.
+
+So geht es weiter:
+  1. In der Plandatei {plan_file} unter `sessions:` beim Datum `{day}:`
+     ein `topic:` eintragen (gern auch `intro:` und `speakers:`).
+  2. `session-bot check` aufrufen.
+Beim nächsten Lauf (spätestens in einer Stunde) werden Meeting und Einladung
+dann angelegt und verschickt.
+
+Soll die Sitzung ausfallen, tragen Sie dort `cancelled: true` mit `reason: …`
+ein oder nehmen das Datum unter `exceptions:` auf.
+
+Diese Nachricht kommt höchstens einmal am Tag, solange das Thema fehlt.
+"""
+    else:
+        subject = f"session-bot: invitation for {day} on hold – no topic"
+        body = f"""Hello {occ.series.organiser.name},
+
+the invitation to "{occ.series.title}" on {_moment(start, lang)}
+has been due since {_moment(inv, lang)}, but the plan has no topic for that
+day yet, so neither the meeting nor the invitation went out.
+
+What to do:
+  1. In the plan file {plan_file}, under `sessions:`, give the date `{day}:`
+     a `topic:` (and ideally `intro:` and `speakers:`).
+  2. Run `session-bot check`.
+The next run (within the hour) creates the meeting and sends the invitation.
+
+To drop the session instead, add `cancelled: true` with `reason: …` there,
+or list the date under `exceptions:`.
+
+You get this message at most once a day while the topic is missing.
+"""
+    return subject, body
+
+
+def run_failed_text(error: str, lang: str) -> tuple[str, str]:
+    if lang == "de":
+        return (
+            "session-bot: ein Lauf ist fehlgeschlagen",
+            f"""Hallo,
+
+ein Lauf von session-bot ist mit diesem Fehler abgebrochen:
+
+  {error}
+
+session-bot versucht es stündlich erneut; bis der Fehler behoben ist, gehen
+keine Meetings oder Einladungen raus. `session-bot status` zeigt den Stand,
+`session-bot check` prüft Einstellungen und Plan.
+
+Diese Nachricht kommt höchstens einmal am Tag.
+""",
+        )
+    return (
+        "session-bot: a run failed",
+        f"""Hello,
+
+a session-bot run stopped with this error:
+
+  {error}
+
+session-bot retries every hour; until the error is fixed no meetings or
+invitations go out. `session-bot status` shows the state, `session-bot check`
+validates settings and plan.
+
+You get this message at most once a day.
+""",
+    )
+
+
+@dataclass
+class Alerter:
+    """Sends organiser alerts, at most one per key and local day."""
+
+    store: Store
+    transport: Transport
+    to: str | None  # None: the series organiser's address from the plan
+    sender: str  # envelope sender (bounces)
+    from_address: str
+    plan_source: str = ""
+    organiser: str | None = None  # fallback recipient of ``notice`` (the plan's first organiser)
+    zone: ZoneInfo | None = None  # whose calendar day "once a day" means (the plan's first series)
+    clock: Callable[[], dt.datetime] | None = field(default=None, repr=False)  # for ``notice``
+
+    def __call__(self, occ: Occurrence, now: dt.datetime) -> None:
+        """The runner's ``on_hold`` hook."""
+        self.held(occ, now)
+
+    def held(self, occ: Occurrence, now: dt.datetime) -> bool:
+        """Alert about a held session unless one went out today; True if one was sent."""
+        local_now = now.astimezone(occ.series.zone)
+        hour, minute = (int(x) for x in occ.series.lead.invitation_time.split(":"))
+        if local_now.time() < dt.time(hour, minute):
+            return False  # no alerts at night: from the invitation time of day on
+        local_day = local_now.date()
+        if not self.store.alert_due(f"hold:{occ.key}:{local_day}", now, _KEEP):
+            return False
+        subject, body = held_text(occ, self.plan_source, occ.series.language)
+        to = self.to or occ.series.organiser.email
+        log.info("alert: session %s held (no topic); telling %s", occ.key, to)
+        return self._send(to, subject, body, now)
+
+    def notice(self, subject: str, body: str) -> None:
+        """The runner's ``on_alert`` hook (Zoom meeting deleted or changed behind our back)."""
+        if self.clock is None:
+            raise ValueError("Alerter.notice needs the alerter's clock (make_alerter(..., clock=))")
+        self.send_notice(subject, body, self.clock())
+
+    def send_notice(self, subject: str, body: str, now: dt.datetime) -> bool:
+        """Any other alert: at most once a day per subject."""
+        day = now.astimezone(self.zone or dt.UTC).date()
+        digest = hashlib.sha256(subject.encode()).hexdigest()[:16]
+        if not self.store.alert_due(f"notice:{digest}:{day}", now, _KEEP):
+            return False
+        to = self.to or self.organiser
+        if to is None:
+            log.warning("alert not mailed (set SESSION_BOT_ALERT_EMAIL): %s", subject)
+            return False
+        return self._send(to, subject, body, now)
+
+    def run_failed(self, error: Exception, now: dt.datetime, plan: Plan) -> bool:
+        """Alert about a failed run, once a day per kind of error."""
+        series = plan.series[0]
+        local_day = now.astimezone(series.zone).date()
+        key = f"run-failed:{type(error).__name__}:{local_day}"
+        if not self.store.alert_due(key, now, _KEEP):
+            return False
+        to = self.to or series.organiser.email
+        subject, body = run_failed_text(str(error), series.language)
+        log.info("alert: run failed; telling %s", to)
+        return self._send(to, subject, body, now)
+
+    def _send(self, to: str, subject: str, body: str, now: dt.datetime) -> bool:
+        msg = EmailMessage(policy=SMTP)
+        msg["From"] = formataddr(("session-bot", self.from_address))
+        msg["To"] = to
+        msg["Subject"] = subject
+        msg["Date"] = format_datetime(now)
+        msg["Message-ID"] = make_msgid("alert", self.from_address.rpartition("@")[2] or "localhost")
+        # Vacation responders must not answer a robot.
+        msg["Auto-Submitted"] = "auto-generated"
+        msg["X-Auto-Response-Suppress"] = "All"
+        msg.set_content(body + _SIGNATURE, charset="utf-8")
+        try:
+            result = self.transport.send(self.sender, to, msg.as_bytes())
+        except MailError as exc:
+            log.error("alert to %s not sent: %s", to, exc)
+            return False
+        if result.outcome != "sent":
+            log.error("alert to %s not sent: %s %s", to, result.code, result.response)
+            return False
+        return True
+
+
+def make_alerter(
+    settings: Settings,
+    plan: Plan,
+    store: Store,
+    transport: Transport,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> Alerter:
+    """The alerter for the runner's hooks: ``runner.on_hold = a``, ``runner.on_alert = a.notice``."""
+    from session_bot.wiring import envelope_sender
+
+    return Alerter(
+        store=store,
+        transport=transport,
+        to=settings.alert_email,
+        sender=envelope_sender(settings, plan),
+        from_address=settings.mail_from or plan.series[0].organiser.email,
+        plan_source=plan.source,
+        organiser=plan.series[0].organiser.email,
+        zone=plan.series[0].zone,
+        clock=clock,
+    )

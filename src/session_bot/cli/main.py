@@ -1,0 +1,297 @@
+"""The `session-bot` command line. Heavy imports stay inside the commands: `--help` is fast."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from session_bot.core.errors import SessionBotError
+
+if TYPE_CHECKING:
+    from session_bot.core.plan import Plan
+    from session_bot.settings import Settings
+
+app = typer.Typer(
+    help="Runs a recurring online expert-exchange series on Zoom: meetings, invitations, reminders.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEMO_PLAN = Path("examples/willkommen.yaml")
+DEMO_SUBSCRIBERS = Path("examples/subscribers.csv")
+# The invitation moment of the 26 February 2025 session: 14 days before, 09:00 Berlin time.
+DEMO_NOW = "2025-02-12T09:00:00+01:00"
+SEED_MEETING = {"id": 66547677759, "password": "717531", "dial_in": "+496950500952"}
+SEED_JOIN_HOST = "bertelsmann-stiftung-de.zoom.us"
+
+EnvFile = Annotated[Path, typer.Option("--env-file", help="Settings file (python-dotenv format).")]
+PlanOpt = Annotated[
+    Path | None, typer.Option("--plan", help="Plan file (default: SESSION_BOT_PLAN).")
+]
+
+
+def _settings(env_file: Path, **overrides: Any) -> Settings:
+    from session_bot.logs import setup_logging
+    from session_bot.settings import load_settings
+
+    settings = load_settings(env_file if env_file.exists() else None, **overrides)
+    setup_logging(settings.log_format)
+    return settings
+
+
+def _plan(settings: Settings, path: Path | None) -> Plan:
+    from session_bot.core.plan import load_plan
+
+    return load_plan(path or settings.plan)
+
+
+def _parse_now(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO date-time like {DEMO_NOW}") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter("give a UTC offset, e.g. 2025-02-12T09:00:00+01:00")
+    return moment
+
+
+def _clock(now: dt.datetime | None) -> Callable[[], dt.datetime]:
+    from session_bot.adapters.clock import ShiftedClock, system_clock
+
+    return ShiftedClock(now) if now is not None else system_clock
+
+
+def _fail(err: SessionBotError) -> None:
+    typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(err.exit_code)
+
+
+@app.command()
+def demo(
+    now: Annotated[
+        str, typer.Option(help="Run as of this moment (ISO 8601 with offset).")
+    ] = DEMO_NOW,
+    plan: Annotated[Path, typer.Option(help="Plan file.")] = DEMO_PLAN,
+    subscribers: Annotated[
+        Path, typer.Option(help="Example subscribers (CSV).")
+    ] = DEMO_SUBSCRIBERS,
+    env_file: EnvFile = Path(".env.demo"),
+) -> None:
+    """Run the whole job once on embedded defaults: Zoom sandbox, SQLite in ./var, Maildir outbox."""
+    from session_bot.cli.demo import run_demo
+
+    try:
+        settings = _settings(env_file)
+        run_demo(
+            settings, plan, subscribers, _parse_now(now) or dt.datetime.fromisoformat(DEMO_NOW)
+        )
+    except SessionBotError as err:
+        _fail(err)
+
+
+@app.command()
+def run(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List due actions; change nothing.")
+    ] = False,
+    now: Annotated[str | None, typer.Option(help="Pretend it is this moment (testing).")] = None,
+    plan: PlanOpt = None,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Do now whatever is due (the same reconcile the daemon runs)."""
+    from session_bot import wiring
+
+    try:
+        settings = _settings(env_file)
+        the_plan = _plan(settings, plan)
+        clock = _clock(_parse_now(now))
+        store = wiring.open_store(settings)
+        if dry_run:
+            # Read-only: no Zoom client, no transport, nothing written.
+            from session_bot.app.runner import state_from_store
+            from session_bot.core.timeline import due_actions
+
+            actions = due_actions(clock(), the_plan, state_from_store(store))
+            lines = [a.describe() for a in actions]
+            lines += [
+                f"resume mailing {m.id} ({m.kind} {m.session_key})" for m in store.open_mailings()
+            ]
+            for line in lines or ["nothing is due"]:
+                typer.echo(line)
+            return
+        from session_bot.app.alerts import make_alerter
+        from session_bot.cli.serve import wait_for_run_lock
+
+        zoom = wiring.make_zoom(settings, store, clock)
+        runner = wiring.build_runner(
+            settings, the_plan, store, zoom, clock, progress=sys.stderr.isatty()
+        )
+        alerter = make_alerter(settings, the_plan, store, runner.transport, clock)
+        runner.on_hold, runner.on_alert = alerter, alerter.notice
+        with wait_for_run_lock(settings, typer.echo):
+            report = runner.run("manual")
+        typer.echo(report.summary())
+        if report.delivery.permanent:
+            raise typer.Exit(1)
+    except SessionBotError as err:
+        _fail(err)
+
+
+@app.command()
+def deliver(
+    workers: Annotated[int, typer.Option(help="Parallel worker processes on this machine.")] = 1,
+    plan: PlanOpt = None,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Send what open mailings still owe (no Zoom, no new mailings); several workers may share it."""
+    from session_bot.cli.workers import deliver_open_mailings, run_workers, worker_name
+
+    try:
+        settings = _settings(env_file)
+        plan_path = plan or settings.plan
+        if workers > 1:
+            raise typer.Exit(run_workers(workers, plan_path, env_file, typer.echo))
+        report = deliver_open_mailings(
+            settings, _plan(settings, plan_path), worker_name(), progress=sys.stderr.isatty()
+        )
+        typer.echo(report.summary())
+        if report.permanent:
+            raise typer.Exit(1)
+    except SessionBotError as err:
+        _fail(err)
+
+
+@app.command()
+def preview(
+    date: Annotated[str, typer.Argument(help="Session date, YYYY-MM-DD.")],
+    format: Annotated[str, typer.Option("--format", help="text | html | ics | eml")] = "text",
+    kind: Annotated[
+        str, typer.Option(help="invitation | reminder | update | cancellation")
+    ] = "invitation",
+    open_: Annotated[
+        bool, typer.Option("--open", help="Open it in the browser / mail app.")
+    ] = False,
+    plan: PlanOpt = None,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Show a session's mail as recipients will see it (sample join details if no meeting yet)."""
+    from session_bot.cli.preview import open_preview, render_preview
+
+    try:
+        settings = _settings(env_file)
+        out = render_preview(settings, _plan(settings, plan), date, format, kind)
+        if open_:
+            typer.echo(f"opened {open_preview(settings, out, format, date)}")
+            return
+        sys.stdout.buffer.write(out)
+    except SessionBotError as err:
+        _fail(err)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    now: Annotated[str | None, typer.Option(help="Pretend it is this moment.")] = None,
+    plan: PlanOpt = None,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Upcoming sessions, next actions, last run, deliveries."""
+    from session_bot.cli.status import collect_status, format_status
+
+    try:
+        settings = _settings(env_file)
+        moment = _parse_now(now) or _clock(None)()
+        data = collect_status(settings, _plan(settings, plan), moment)
+        typer.echo(
+            json.dumps(data, indent=2, ensure_ascii=False) if as_json else format_status(data)
+        )
+    except SessionBotError as err:
+        _fail(err)
+
+
+@app.command()
+def check(plan: PlanOpt = None, env_file: EnvFile = Path(".env")) -> None:
+    """Validate settings, plan and templates; test Zoom and SMTP credentials when set."""
+    from session_bot.cli.checks import run_checks
+
+    try:
+        settings = _settings(env_file)
+        ok = run_checks(settings, plan, echo=typer.echo)
+    except SessionBotError as err:
+        _fail(err)
+    if not ok:
+        raise typer.Exit(2)
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 9999,
+    join_host: Annotated[str, typer.Option(help="Host of the join URLs handed out.")] = "zoom.us",
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Serve the bundled Zoom sandbox (OAuth at /oauth/token, API under /v2)."""
+    from session_bot.sandbox.zoom import run_sandbox
+
+    settings = _settings(env_file)
+    run_sandbox(port=port, state_file=settings.var_dir / "zoom-sandbox.json", join_host=join_host)
+
+
+def _mount_subcommands() -> None:
+    from session_bot.cli import serve as cli_daemon
+    from session_bot.cli.subscribers import subscribers_app
+
+    app.add_typer(subscribers_app, name="subscribers")
+    cli_daemon.register(app)
+
+
+_mount_subcommands()
+
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(env_file: EnvFile = Path(".env")) -> None:
+    """Migrate the database to this version's schema (back it up first)."""
+    from session_bot.adapters.db.store import Store
+
+    try:
+        settings = _settings(env_file)
+        store = Store(settings.resolved_database_url)
+        before, head = store.schema_revision()
+        store.upgrade()
+        typer.echo(f"database schema: {before or 'empty'} -> {head}")
+    except SessionBotError as err:
+        _fail(err)
+
+
+@db_app.command("status")
+def db_status(env_file: EnvFile = Path(".env")) -> None:
+    """Show the database's schema revision and the one this version needs."""
+    from session_bot.adapters.db.store import Store
+
+    try:
+        settings = _settings(env_file)
+        current, head = Store(settings.resolved_database_url).schema_revision()
+        typer.echo(f"database: {current or 'empty'}; this version needs: {head}")
+        if current != head:
+            raise typer.Exit(1)
+    except SessionBotError as err:
+        _fail(err)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

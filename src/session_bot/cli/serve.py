@@ -1,0 +1,316 @@
+"""CLI commands of the daemon side: `serve` and `send`. ``register(app)`` adds them to the app.
+
+Only typer and the standard library are imported at the top: `session-bot --help` stays fast.
+This module does not import ``session_bot.cli.main`` (which imports it), so neither order of import
+breaks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from session_bot.core.errors import SessionBotError
+
+if TYPE_CHECKING:
+    from session_bot.adapters.lock import RunLock
+    from session_bot.core.plan import Occurrence, Plan
+    from session_bot.settings import Settings
+
+Echo = Callable[[str], None]
+KINDS = ("invitation", "reminder")
+
+EnvFile = Annotated[Path, typer.Option("--env-file", help="Settings file (python-dotenv format).")]
+PlanOpt = Annotated[
+    Path | None, typer.Option("--plan", help="Plan file (default: SESSION_BOT_PLAN).")
+]
+
+
+def _settings(env_file: Path, **overrides: Any) -> Settings:
+    from session_bot.logs import setup_logging
+    from session_bot.settings import load_settings
+
+    settings = load_settings(
+        env_file if env_file.exists() else None,
+        **{k: v for k, v in overrides.items() if v is not None},
+    )
+    setup_logging(settings.log_format)
+    return settings
+
+
+def _fail(err: SessionBotError) -> None:
+    typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(err.exit_code)
+
+
+def wait_for_run_lock(settings: Settings, echo: Echo) -> RunLock:
+    """The run lock; if another run holds it, say so and wait up to SESSION_BOT_LOCK_TIMEOUT.
+
+    On PostgreSQL the lock is database-wide: the run waits for the leader's run on any host."""
+    from session_bot import wiring
+    from session_bot.core.errors import LockBusy
+
+    lock = wiring.run_lock(settings)
+    try:
+        return lock.acquire(timeout=0)
+    except LockBusy:
+        echo(
+            f"Another session-bot run is active (the daemon?); waiting up to "
+            f"{settings.lock_timeout:.0f} s for it to finish …"
+        )
+        return lock.acquire(timeout=settings.lock_timeout)
+
+
+# --- send -------------------------------------------------------------------------------------
+
+
+def _sendable(plan: Plan, date: str, kind: str, now: dt.datetime) -> Occurrence:
+    from session_bot.core.errors import PlanError
+    from session_bot.core.plan import find_occurrence
+
+    if kind not in KINDS:
+        raise PlanError(f"unknown kind {kind!r}; use invitation or reminder", field="--kind")
+    try:
+        day = dt.date.fromisoformat(date)
+    except ValueError:
+        raise PlanError(f"{date!r} is not a date like 2025-02-26", field="DATE") from None
+    occ = find_occurrence(plan, day)
+    problem = None
+    if occ.skip_reason:
+        problem = f"is skipped ({occ.skip_reason})"
+    elif occ.cancelled:
+        problem = "is cancelled in the plan"
+    elif not occ.has_topic:
+        problem = "has no topic yet; add `topic:` under its date in `sessions:`"
+    elif now >= occ.start:
+        problem = "has already started"
+    if problem:
+        raise PlanError(
+            f"the session on {day.isoformat()} {problem}; nothing sent", file=plan.source
+        )
+    return occ
+
+
+def send_mailing(
+    settings: Settings,
+    plan: Plan,
+    date: str,
+    kind: str,
+    *,
+    to: str | None,
+    clock: Callable[[], dt.datetime],
+    echo: Echo,
+    zoom_api: tuple[str, str] | None = None,
+) -> int:
+    """`session-bot send`: a deliberate re-send, or (``to``) one test message. Returns exit code.
+
+    ``zoom_api`` is (api_url, oauth_url) of a Zoom sandbox; None means the configured Zoom.
+    """
+    from session_bot import wiring
+    from session_bot.adapters.zoom import Meeting
+    from session_bot.app.runner import RunReport
+
+    occ = _sendable(plan, date, kind, clock())
+    store = wiring.open_store(settings)
+    try:
+        if to is not None:
+            return _test_send(settings, plan, store, occ, kind, to, clock, echo)
+        sandbox = zoom_api is not None
+        api_url, oauth_url = zoom_api or (None, None)
+        zoom = wiring.make_zoom(
+            settings,
+            store,
+            clock,
+            api_url=api_url,
+            oauth_url=oauth_url,
+            sandbox_credentials=sandbox,
+        )
+        runner = wiring.build_runner(settings, plan, store, zoom, clock)
+        try:
+            with wait_for_run_lock(settings, echo):
+                now = clock()
+                row = store.ensure_session(
+                    occ.key, occ.series.id, occ.date.isoformat(), occ.start, occ.duration, now
+                )
+                report = RunReport(trigger="send", started_at=now)
+                meeting: Meeting = runner.ensure_meeting(occ, row, report)
+                earlier = store.mailings_of_session(row.id)
+                # A new sequence for every deliberate send keeps the calendar SEQUENCE rising.
+                seq = max([row.sequence, *(m.sequence + 1 for m in earlier)])
+                renderer = runner.renderer_for(occ.series)
+                for lang in ("de", "en"):  # a template error stops us before anything is frozen
+                    renderer.render(kind, occ, meeting, sequence=seq, now=now, language=lang)
+                mailing_id, _ = store.freeze_mailing(row.id, kind, seq, now)
+                announced = (
+                    occ.announced_fingerprint()
+                    if kind == "invitation" or row.announced is None
+                    else row.announced
+                )
+                store.record_announcement(row.id, announced, seq, now)
+                mailing = store.get_mailing(mailing_id)
+                result = runner.deliver(mailing)
+        finally:
+            runner.transport.close()
+            zoom.close()
+    finally:
+        store.close()
+    again = "re-sent" if earlier else "sent"
+    echo(
+        f"{kind} for {occ.key} {again} as mailing {mailing_id} (sequence {seq}) to "
+        f"{mailing.recipients} recipient(s): {result.sent} sent, {result.temporary} to retry, "
+        f"{result.permanent} failed"
+    )
+    return 1 if result.permanent else 0
+
+
+def _test_send(
+    settings: Settings,
+    plan: Plan,
+    store: Any,
+    occ: Occurrence,
+    kind: str,
+    to: str,
+    clock: Callable[[], dt.datetime],
+    echo: Echo,
+) -> int:
+    from email.utils import make_msgid
+
+    from session_bot import wiring
+    from session_bot.adapters.render.invitations import Recipient
+    from session_bot.cli.preview import render_session_mail
+    from session_bot.core.errors import ConfigError
+
+    if "@" not in to or any(c.isspace() for c in to):
+        raise ConfigError(f"--to {to!r} is not an e-mail address")
+    now = clock()
+    rendered, meeting = render_session_mail(settings, store, occ, kind, now, test_send=True)
+    domain = to.rpartition("@")[2]
+    message = rendered.personalise(
+        Recipient(email=to, name=None, language=occ.series.language),
+        message_id=make_msgid("test", domain),
+        date=now,
+    )
+    transport = wiring.make_transport(settings)
+    try:
+        result = transport.send(wiring.envelope_sender(settings, plan), to, message)
+    finally:
+        transport.close()
+    if result.outcome != "sent":
+        echo(f"test {kind} to {to} not sent: {result.code} {result.response}")
+        return 1
+    sample = "" if meeting else " with sample join details (no meeting yet)"
+    echo(f"test {kind} for {occ.key}{sample} sent to {to} via {transport.description}")
+    return 0
+
+
+# --- registration -----------------------------------------------------------------------------
+
+
+def _registered(app: typer.Typer, name: str) -> bool:
+    return any(
+        (c.name or getattr(c.callback, "__name__", "")) == name for c in app.registered_commands
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `serve` and `send` to the session-bot app (once; calling it again changes nothing)."""
+    if _registered(app, "serve"):
+        return
+
+    @app.command()
+    def serve(
+        host: Annotated[
+            str | None, typer.Option(help="Listen address (default SESSION_BOT_HOST, 127.0.0.1).")
+        ] = None,
+        port: Annotated[
+            int | None, typer.Option(help="Port (default SESSION_BOT_PORT, 8080; 0: any free).")
+        ] = None,
+        sandbox: Annotated[
+            bool,
+            typer.Option(
+                "--sandbox",
+                help="Use the bundled Zoom sandbox (and the Maildir outbox unless SMTP is set).",
+            ),
+        ] = False,
+        log_format: Annotated[
+            str | None, typer.Option("--log-format", help="text | json (journald, Loki).")
+        ] = None,
+        plan_check: Annotated[
+            float, typer.Option("--plan-check", help="Seconds between checks of the plan file.")
+        ] = 30.0,
+        plan: PlanOpt = None,
+        env_file: EnvFile = Path(".env"),
+    ) -> None:
+        """Run the daemon: scheduled runs, web pages, admin API. SIGHUP reloads the plan."""
+        try:
+            settings = _settings(env_file, log_format=log_format)
+            from session_bot.adapters.clock import system_clock
+            from session_bot.daemon.service import serve as serve_daemon
+
+            code = serve_daemon(
+                settings,
+                plan_path=plan or settings.plan,
+                clock=system_clock,
+                sandbox=sandbox,
+                host=host,
+                port=port,
+                plan_check_seconds=plan_check,
+            )
+        except SessionBotError as err:
+            _fail(err)
+        raise typer.Exit(code)
+
+    @app.command()
+    def send(
+        date: Annotated[str, typer.Argument(help="Session date, YYYY-MM-DD.")],
+        kind: Annotated[str, typer.Option("--kind", help="invitation | reminder")],
+        to: Annotated[
+            str | None,
+            typer.Option("--to", help="Send one test message ([TEST] in the subject) to ADDRESS."),
+        ] = None,
+        sandbox: Annotated[
+            bool, typer.Option("--sandbox", help="Use the bundled Zoom sandbox.")
+        ] = False,
+        plan: PlanOpt = None,
+        env_file: EnvFile = Path(".env"),
+    ) -> None:
+        """Send a session's invitation or reminder again to all subscribers, now (or one test)."""
+        try:
+            settings = _settings(env_file)
+            from session_bot.adapters.clock import system_clock
+            from session_bot.core.plan import load_plan
+
+            the_plan = load_plan(plan or settings.plan)
+            if sandbox and to is None:
+                from session_bot import wiring
+                from session_bot.sandbox.zoom import ZoomSandbox
+
+                state = wiring.var_path(settings, "zoom-sandbox.json")
+                with ZoomSandbox(state_file=state) as sb:
+                    code = send_mailing(
+                        settings, the_plan, date, kind, to=None, clock=system_clock,
+                        echo=typer.echo, zoom_api=(sb.api_url, sb.oauth_url),
+                    )  # fmt: skip
+            else:
+                code = send_mailing(
+                    settings, the_plan, date, kind, to=to, clock=system_clock, echo=typer.echo
+                )
+        except SessionBotError as err:
+            _fail(err)
+        raise typer.Exit(code)
+
+
+def main() -> None:
+    """`python -m session_bot.cli.serve …`: the whole session-bot CLI, `serve`/`send` included."""
+    from session_bot.cli.main import app
+
+    register(app)
+    app()
+
+
+if __name__ == "__main__":
+    main()

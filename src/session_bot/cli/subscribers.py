@@ -1,0 +1,262 @@
+"""`session-bot subscribers …`: the list on the command line. Heavy imports stay in the commands."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from session_bot.core.errors import SessionBotError
+
+if TYPE_CHECKING:
+    from session_bot.adapters.db.store import Store
+    from session_bot.settings import Settings
+
+subscribers_app = typer.Typer(
+    help="Manage subscribers: add, import/export CSV, list, remove, forget, show consent proof.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EnvFile = Annotated[Path, typer.Option("--env-file", help="Settings file (python-dotenv format).")]
+By = Annotated[
+    str | None,
+    typer.Option("--by", help="Who adds/imports (kept as consent proof); default: login name."),
+]
+ReaddForgotten = Annotated[
+    bool,
+    typer.Option(
+        "--readd-forgotten",
+        help="Also add addresses erased on request earlier (only with their new consent).",
+    ),
+]
+
+
+@dataclass
+class _Env:
+    settings: Settings
+    store: Store
+    secret: str
+
+
+@contextmanager
+def _env(env_file: Path) -> Iterator[_Env]:
+    from session_bot import wiring
+    from session_bot.logs import setup_logging
+    from session_bot.settings import load_settings
+
+    try:
+        settings = load_settings(env_file if env_file.exists() else None)
+        setup_logging(settings.log_format)
+        store = wiring.open_store(settings)
+        try:
+            yield _Env(settings, store, wiring.secret_key(settings))
+        finally:
+            store.close()
+    except SessionBotError as err:
+        typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(err.exit_code) from None
+
+
+def _who(by: str | None) -> str:
+    if by:
+        return by
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown user"
+
+
+@subscribers_app.command()
+def add(
+    address: Annotated[str, typer.Argument(help="E-mail address.")],
+    name: Annotated[str | None, typer.Option(help="Name for the salutation.")] = None,
+    language: Annotated[str, typer.Option(help="de | en")] = "de",
+    source: Annotated[
+        str,
+        typer.Option(help="Where the consent comes from, e.g. 'E-Mail an K. Neumann, 3.2.2025'."),
+    ] = "session-bot subscribers add",
+    by: By = None,
+    readd_forgotten: ReaddForgotten = False,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Add one confirmed subscriber whose consent you hold."""
+    from session_bot.adapters.clock import system_clock
+    from session_bot.app.subscriptions import add_subscriber
+
+    with _env(env_file) as env:
+        add_subscriber(
+            env.store,
+            env.secret,
+            address=address,
+            name=name,
+            language=language,
+            source=source,
+            added_by=_who(by),
+            now=system_clock(),
+            readd_forgotten=readd_forgotten,
+        )
+        typer.echo(f"added {address.strip()} (confirmed)")
+
+
+@subscribers_app.command("import")
+def import_(
+    csv_file: Annotated[
+        Path, typer.Argument(help="CSV file (UTF-8, with or without BOM; ; or ,).")
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; change nothing.")
+    ] = False,
+    by: By = None,
+    readd_forgotten: ReaddForgotten = False,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Import subscribers (confirmed) from a spreadsheet's CSV export, in one transaction.
+
+    Needs a header line with an e-mail column (email / E-Mail; optional name or Vorname and
+    Nachname, language / Sprache). Rejected rows are listed with line numbers; the rest is
+    imported. Exit code 1 when rows were rejected.
+    """
+    from session_bot.adapters.clock import system_clock
+    from session_bot.app.subscriptions import import_csv
+
+    with _env(env_file) as env:
+        report = import_csv(
+            env.store,
+            env.secret,
+            csv_file,
+            imported_by=_who(by),
+            now=system_clock(),
+            dry_run=dry_run,
+            readd_forgotten=readd_forgotten,
+        )
+    for row in report.rejected:
+        typer.echo(f"line {row.line}: rejected {row.text!r}: {row.reason}", err=True)
+    for row in report.unchanged:
+        typer.echo(f"line {row.line}: unchanged {row.text}: {row.reason}")
+    if dry_run:
+        for p in report.added:
+            typer.echo(f"line {p.line}: would add {p.email} ({p.name or 'no name'}, {p.language})")
+    typer.echo(report.summary() + (" (dry run: nothing changed)" if dry_run else ""))
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+@subscribers_app.command()
+def export(
+    csv_file: Annotated[Path, typer.Argument(help="Target file, or - for standard output.")],
+    status: Annotated[
+        list[str] | None,
+        typer.Option(help="Statuses to export (repeatable); default confirmed."),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every status.")] = False,
+    delimiter: Annotated[str, typer.Option(help="; (German spreadsheets) or ,")] = ";",
+    bom: Annotated[bool, typer.Option(help="Start with a UTF-8 BOM (Excel needs it).")] = True,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Export the list as CSV that spreadsheets open directly (and `import` reads back)."""
+    from session_bot.app.subscriptions import STATUSES, export_csv
+
+    chosen = list(STATUSES) if all_ else (status or ["confirmed"])
+    unknown = [s for s in chosen if s not in STATUSES]
+    if unknown or delimiter not in (";", ",", "\t"):
+        raise typer.BadParameter(
+            f"status must be one of {', '.join(STATUSES)}; delimiter ; , or a tab"
+        )
+    with _env(env_file) as env:
+        if str(csv_file) == "-":
+            n = export_csv(env.store, sys.stdout, statuses=chosen, delimiter=delimiter, bom=False)
+        else:
+            try:
+                with csv_file.open("w", encoding="utf-8", newline="") as out:
+                    n = export_csv(env.store, out, statuses=chosen, delimiter=delimiter, bom=bom)
+            except OSError as exc:
+                typer.secho(
+                    f"error: cannot write {csv_file} ({exc.strerror}); choose a writable path",
+                    err=True,
+                    fg=typer.colors.RED,
+                )
+                raise typer.Exit(2) from None
+    if str(csv_file) != "-":
+        typer.echo(f"exported {n} subscriber(s) to {csv_file}")
+
+
+@subscribers_app.command("list")
+def list_(
+    status: Annotated[
+        list[str] | None, typer.Option(help="Only these statuses (repeatable).")
+    ] = None,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """List subscribers: address, status, language, name."""
+    with _env(env_file) as env:
+        n = 0
+        for row in env.store.iter_subscribers(status or None):
+            typer.echo(f"{row['email']}\t{row['status']}\t{row['language']}\t{row['name'] or ''}")
+            n += 1
+    typer.echo(f"{n} subscriber(s)", err=True)
+
+
+@subscribers_app.command()
+def remove(
+    address: Annotated[str, typer.Argument(help="E-mail address.")],
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Unsubscribe an address (keeps the consent proof; use `forget` to erase it)."""
+    from session_bot.adapters.clock import system_clock
+    from session_bot.app.subscriptions import remove_subscriber
+
+    with _env(env_file) as env:
+        result = remove_subscriber(env.store, address, system_clock())
+    if result == "unknown":
+        typer.secho(f"error: {address} is not on the list", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2)
+    typer.echo(f"{address}: {result}")
+
+
+@subscribers_app.command()
+def forget(
+    address: Annotated[str, typer.Argument(help="E-mail address.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Erase an address's personal data (GDPR Art. 17); keep a keyed hash so that a later
+    import does not silently add it again."""
+    from session_bot.adapters.clock import system_clock
+    from session_bot.app.subscriptions import forget_subscriber
+
+    if not yes:
+        typer.confirm(f"Erase everything stored about {address}?", abort=True)
+    with _env(env_file) as env:
+        known = forget_subscriber(env.store, env.secret, address, system_clock())
+    typer.echo(
+        f"{address}: {'erased' if known else 'was not on the list'}; a keyed hash blocks "
+        "re-adding it by import. Copies outside the database (mail server logs, the outbox) "
+        "are not touched."
+    )
+
+
+@subscribers_app.command()
+def show(
+    address: Annotated[str, typer.Argument(help="E-mail address.")],
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Print the stored consent proof of an address."""
+    from session_bot.app.subscriptions import consent_proof
+
+    with _env(env_file) as env:
+        lines = consent_proof(env.store, env.secret, address)
+    if not lines:
+        typer.secho(f"error: {address} is not on the list", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2)
+    width = max(len(label) for label, _ in lines)
+    for label, value in lines:
+        typer.echo(f"{label + ':':<{width + 1}} {value}")
