@@ -42,11 +42,12 @@ from sqlalchemy import insert
 
 from session_bot import wiring
 from session_bot.adapters.db.schema import subscribers
-from session_bot.adapters.db.store import DeliveryRow, MailingRow, Store
+from session_bot.adapters.db.store import Store
 from session_bot.adapters.mail import SmtpTransport
 from session_bot.adapters.zoom import DialIn, Meeting
 from session_bot.app.delivery import DeliveryPolicy, deliver_mailing
 from session_bot.core.plan import Occurrence, Plan, find_occurrence, load_plan
+from session_bot.core.records import DeliveryRow, MailingRow
 from session_bot.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,16 +222,16 @@ def world(folder: Path, recipients: int, database_url: str = "") -> World:
                     for i in range(start, min(start + 5000, recipients))
                 ],
             )
-    row = store.ensure_session(
+    row = store.sessions.ensure(
         occ.key, occ.series.id, occ.date.isoformat(), occ.start, occ.duration, NOW
     )
-    store.record_meeting(row.id, meeting(occ).to_json(), NOW)
+    store.sessions.record_meeting(row.id, meeting(occ).to_json(), NOW)
     return World(settings, plan, occ, store, row.id)
 
 
 def freeze(w: World, sequence: int) -> MailingRow:
-    mailing_id, _ = w.store.freeze_mailing(w.session_id, "invitation", sequence, NOW)
-    return w.store.get_mailing(mailing_id)
+    mailing_id, _ = w.store.mailings.freeze(w.session_id, "invitation", sequence, NOW)
+    return w.store.mailings.get(mailing_id)
 
 
 def runner_personalise(w: World, mailing: MailingRow) -> Callable[[DeliveryRow], bytes]:
@@ -284,7 +285,7 @@ def prebuilt_messages(w: World) -> list[tuple[str, bytes]]:
     """The same personalised messages, built before the clock starts."""
     mailing = freeze(w, 0)
     personalise = runner_personalise(w, mailing)
-    claim = w.store.claim_deliveries(mailing.id, clock=clock, worker="bench", limit=10**9)
+    claim = w.store.deliveries.claim(mailing.id, clock=clock, worker="bench", limit=10**9)
     return [(row.email, personalise(row)) for row in claim.rows]
 
 
@@ -321,10 +322,10 @@ def rss_child(folder: str, port: int) -> None:
     store = wiring.open_store(settings)
     plan = load_plan(EXAMPLE_PLAN)
     occ = find_occurrence(plan, SESSION_DAY)
-    session = store.get_session(occ.key)
+    session = store.sessions.get(occ.key)
     assert session is not None
     w = World(settings, plan, occ, store, session.id)
-    (mailing,) = store.open_mailings()
+    (mailing,) = store.mailings.open()
     transport = SmtpTransport("127.0.0.1", port, tls="none")
     report = deliver_mailing(
         store, transport, mailing.id, runner_personalise(w, mailing), sender=sender(w),

@@ -83,7 +83,7 @@ def store_with_subscriber(tmp_path: Path) -> tuple[Settings, Store]:
     settings = make_settings(tmp_path, alert_email=ALERTS_TO)
     store = wiring.open_store(settings)
     t0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
-    store.add_subscriber(
+    store.subscribers.add(
         SUBSCRIBER, name="Anna", language="de", status="confirmed", now=t0, confirmed_at=t0
     )
     return settings, store
@@ -174,8 +174,8 @@ def test_a_refused_alert_does_not_stop_the_run(
         runner = make_runner(settings, plan, store, sandbox, clock, transport)
         report = runner.run("tick")
         transport.close()
-    assert report.held and store.last_run() is not None
-    assert store.last_run()["outcome"] == "ok"  # type: ignore[index]
+    assert report.held and store.runs.last() is not None
+    assert store.runs.last()["outcome"] == "ok"  # type: ignore[index]
     assert refusing.messages == []
 
 

@@ -63,7 +63,7 @@ def add_subscribers(settings: Settings, n: int) -> None:
     store = wiring.open_store(settings)
     t0 = SEED_INVITATION_AT - dt.timedelta(days=30)
     for i in range(n):
-        store.add_subscriber(
+        store.subscribers.add(
             f"person{i:02d}@example.org",
             name=None,
             language="de",
@@ -102,7 +102,7 @@ def running(tmp_path: Path) -> Iterator[tuple[Daemon, Settings, ManualClock]]:
 
 
 def last_run(store: Store) -> dict[str, Any] | None:
-    run = store.last_run()
+    run = store.runs.last()
     return run if run and run["finished_at"] else None
 
 
@@ -113,7 +113,7 @@ def test_start_catches_up_and_schedules_the_next_due_moment(
     run = wait_for(lambda: last_run(daemon.store), "the start run")
     assert run["trigger"] == "start" and run["outcome"] == "ok"
     assert daemon.sandbox is not None and len(daemon.sandbox.meetings) == 1
-    assert daemon.store.delivery_counts() == {"sent": 3}
+    assert daemon.store.mailings.delivery_counts() == {"sent": 3}
     # The job for the reminder fires on wall time as far ahead as the reminder is on the clock.
     job = daemon.scheduler.get_job("next-due")  # type: ignore[union-attr]
     ahead = job.next_run_time - dt.datetime.now(dt.UTC)
@@ -178,7 +178,7 @@ def test_after_stop_the_lock_is_free_again(tmp_path: Path) -> None:
     first.start()
     wait_for(lambda: last_run(first.store), "the start run")
     assert first.stop() is True
-    first_run = first.store.last_run()
+    first_run = first.store.runs.last()
     second = make_daemon(settings, clock)
     second.start()
     wait_for(lambda: (r := last_run(second.store)) and r["id"] != first_run["id"], "its run")
@@ -215,14 +215,16 @@ def test_stop_mid_mailing_finishes_the_message_in_flight_and_resumes_after_resta
         assert 1 <= first <= 10
 
         store = wiring.open_store(settings)
-        assert store.delivery_counts() == {"sent": first, "pending": 20 - first}
-        assert len(store.open_mailings()) == 1
-        run = store.last_run()
+        assert store.mailings.delivery_counts() == {"sent": first, "pending": 20 - first}
+        assert len(store.mailings.open()) == 1
+        run = store.runs.last()
         assert run is not None and run["outcome"] == "ok" and run["finished_at"] is not None
 
         restarted = make_daemon(settings, clock)
         restarted.start()
-        wait_for(lambda: store.delivery_counts() == {"sent": 20}, "the rest of the mailing")
+        wait_for(
+            lambda: store.mailings.delivery_counts() == {"sent": 20}, "the rest of the mailing"
+        )
         assert restarted.stop() is True
         store.close()
     recipients = sorted(r for m in handler.messages for r in m.rcpt_tos)

@@ -39,7 +39,7 @@ def make_settings(tmp_path: Path, smtp: SmtpServer) -> Settings:
     store = wiring.open_store(settings)
     t0 = SEED_INVITATION_AT - dt.timedelta(days=30)
     for a in SUBSCRIBERS:
-        store.add_subscriber(a, name=None, language="de", status="confirmed", now=t0)
+        store.subscribers.add(a, name=None, language="de", status="confirmed", now=t0)
     store.close()
     return settings
 
@@ -91,9 +91,9 @@ def test_resend_is_a_new_mailing_with_a_higher_sequence_and_the_schedule_stays_c
     for address in SUBSCRIBERS:
         got = smtp_server.handler.to(address)
         assert [ics_sequence(m.data) for m in got] == [0, 1]
-    row = store.get_session("willkommen/2025-02-26")
+    row = store.sessions.get("willkommen/2025-02-26")
     assert row is not None and row.sequence == 1
-    assert [(m.kind, m.sequence) for m in store.mailings_of_session(row.id)] == [
+    assert [(m.kind, m.sequence) for m in store.mailings.of_session(row.id)] == [
         ("invitation", 0),
         ("invitation", 1),
     ]
@@ -116,7 +116,7 @@ def test_test_send_goes_to_one_address_only_marked_test(
     assert str(msg["Subject"]).startswith("[TEST] ")
     assert "sample join details" in said[0]
     store = wiring.open_store(settings)
-    assert store.get_session("willkommen/2025-02-26") is None  # nothing recorded
+    assert store.sessions.get("willkommen/2025-02-26") is None  # nothing recorded
     store.close()
 
 

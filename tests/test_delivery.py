@@ -7,10 +7,11 @@ import logging
 
 import pytest
 
-from session_bot.adapters.db.store import DeliveryRow, Store
+from session_bot.adapters.db.store import Store
 from session_bot.adapters.mail import SmtpTransport
 from session_bot.app.delivery import deliver_mailing
 from session_bot.core.errors import MailError
+from session_bot.core.records import DeliveryRow
 from tests.smtp_server import CollectingHandler, Fault, SmtpServer, free_port
 from tests.test_delivery_support import (
     SENDER,
@@ -57,7 +58,7 @@ def test_every_recipient_once_over_parallel_reused_connections(store: Store) -> 
     log = rows(store, mailing)
     assert {r["status"] for r in log.values()} == {"sent"}
     assert all(r["last_code"] == 250 and r["sent_at"] is not None for r in log.values())
-    assert store.get_mailing(mailing).finished_at is not None
+    assert store.mailings.get(mailing).finished_at is not None
 
 
 @pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelining"])
@@ -107,8 +108,8 @@ def test_repeated_hard_bounces_set_a_subscriber_aside(store: Store) -> None:
     assert subscriber(store, gone)["status"] == "bounced"
     assert subscriber(store, gone)["hard_bounces"] == 3
     assert subscriber(store, gone)["bounced_at"] is not None
-    assert [b.email for b in store.bounced_subscribers()] == [gone]
-    assert "5.1.1" in (store.bounced_subscribers()[0].last_response or "")
+    assert [b.email for b in store.subscribers.bounced()] == [gone]
+    assert "5.1.1" in (store.subscribers.bounced()[0].last_response or "")
     # Set aside after the third: the mailings frozen before skip them, nobody tries again.
     assert [rows(store, m)[gone]["status"] for m in mailings] == ["failed"] * 3 + ["skipped"] * 2
     assert subscriber(store, flaky)["status"] == "confirmed"
@@ -229,7 +230,7 @@ def test_an_error_in_personalise_releases_the_claimed_rows(store: Store) -> None
 def test_rows_left_sending_by_a_dead_run_are_sent_again(store: Store) -> None:
     add_subscribers(store, 12)
     mailing = frozen_mailing(store)
-    claimed = store.claim_deliveries(mailing, clock=utc_now, worker="", limit=4).rows
+    claimed = store.deliveries.claim(mailing, clock=utc_now, worker="", limit=4).rows
     assert sending_rows(store) == 4  # as a killed process leaves them
     with SmtpServer() as srv:
         report = deliver(store, srv, mailing)
@@ -241,7 +242,7 @@ def test_rows_left_sending_by_a_dead_run_are_sent_again(store: Store) -> None:
 def test_another_workers_fresh_claim_is_left_alone(store: Store) -> None:
     add_subscribers(store, 6)
     mailing = frozen_mailing(store)
-    other = store.claim_deliveries(mailing, clock=utc_now, worker="host-b:1", limit=2).rows
+    other = store.deliveries.claim(mailing, clock=utc_now, worker="host-b:1", limit=2).rows
     with SmtpServer() as srv:
         transport = SmtpTransport(srv.host, srv.port, tls="none")
         report = deliver_mailing(
@@ -253,7 +254,7 @@ def test_another_workers_fresh_claim_is_left_alone(store: Store) -> None:
     assert report.sent == 4 and report.temporary == 2
     assert all(r.email not in copies for r in other)
     assert report.next_attempt_at is not None  # when the stale claim may be taken over
-    assert store.get_mailing(mailing).finished_at is None
+    assert store.mailings.get(mailing).finished_at is None
 
 
 def test_progress_bar_and_summary_for_a_human(

@@ -71,7 +71,7 @@ def test_sigkill_mid_mailing_loses_nobody_and_bounds_duplicates(store: Store) ->
     extra = sum(copies.values()) - RECIPIENTS
     assert extra <= sum(in_flight_at_kills)
     assert statuses(store, mailing) == {"sent": RECIPIENTS}
-    assert store.get_mailing(mailing).finished_at is not None
+    assert store.mailings.get(mailing).finished_at is not None
 
 
 def main(argv: list[str]) -> None:

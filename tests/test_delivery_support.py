@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from session_bot.adapters.db.schema import deliveries, subscribers
-from session_bot.adapters.db.store import DeliveryRow, Store
+from session_bot.adapters.db.store import Store
 from session_bot.app.delivery import DeliveryPolicy
+from session_bot.core.records import DeliveryRow
 
 SENDER = "bounces@sb.example.org"
 
@@ -25,7 +26,7 @@ def address(i: int) -> str:
 def add_subscribers(store: Store, n: int, start: int = 0) -> list[int]:
     now = utc_now()
     return [
-        store.add_subscriber(
+        store.subscribers.add(
             address(i), name=f"Person {i}", language="de", status="confirmed", now=now
         )
         for i in range(start, start + n)
@@ -35,8 +36,8 @@ def add_subscribers(store: Store, n: int, start: int = 0) -> list[int]:
 def frozen_mailing(store: Store, key: str = "willkommen/2025-02-26") -> int:
     """A mailing frozen for every confirmed subscriber (one pending row each)."""
     now = utc_now()
-    session = store.ensure_session(key, key.split("/")[0], key.split("/")[1], now, 90, now)
-    mailing_id, created = store.freeze_mailing(session.id, "invitation", 0, now)
+    session = store.sessions.ensure(key, key.split("/")[0], key.split("/")[1], now, 90, now)
+    mailing_id, created = store.mailings.freeze(session.id, "invitation", 0, now)
     assert created
     return mailing_id
 
@@ -63,7 +64,7 @@ def fast_policy(**changes: Any) -> DeliveryPolicy:
 
 def rows(store: Store, mailing_id: int) -> dict[str, dict[str, Any]]:
     """Delivery rows by recipient address."""
-    return {r["email"]: r for r in store.delivery_log(mailing_id)}
+    return {r["email"]: r for r in store.mailings.delivery_log(mailing_id)}
 
 
 def set_subscriber_status(store: Store, email: str, status: str) -> None:
@@ -72,13 +73,13 @@ def set_subscriber_status(store: Store, email: str, status: str) -> None:
 
 
 def subscriber(store: Store, email: str) -> dict[str, Any]:
-    found = store.get_subscriber(email)
+    found = store.subscribers.get(email)
     assert found is not None
     return found
 
 
 def statuses(store: Store, mailing_id: int) -> dict[str, int]:
-    return store.delivery_counts(mailing_id)
+    return store.mailings.delivery_counts(mailing_id)
 
 
 def sending_rows(store: Store) -> int:

@@ -100,9 +100,9 @@ def test_sigkill_of_the_leader_mid_mailing_the_standby_finishes_it(
             with pytest.raises(LockBusy, match=f"run is active \\(pid {a.pid} on "):
                 wiring.run_lock(load_settings(None, database_url=pg_url)).acquire(timeout=0)
             a.proc.send_signal(signal.SIGSTOP)  # frozen: nothing changes while we count
-            (mailing,) = store.open_mailings()
-            in_flight = store.delivery_counts(mailing.id).get("sending", 0)
-            sent_by_a = store.delivery_counts(mailing.id).get("sent", 0)
+            (mailing,) = store.mailings.open()
+            in_flight = store.mailings.delivery_counts(mailing.id).get("sending", 0)
+            sent_by_a = store.mailings.delivery_counts(mailing.id).get("sent", 0)
             assert 0 < sent_by_a < RECIPIENTS, "the kill must land in mid-mailing"
             old_connections = smtp.handler.connections  # the new leader's are numbered above
             killed_at, killed_wall = time.monotonic(), time.time()
@@ -111,7 +111,7 @@ def test_sigkill_of_the_leader_mid_mailing_the_standby_finishes_it(
 
             took_over_at, _ = b.wait_for_log("leadership: took over as leader", timeout=30)
             wait_for(
-                lambda: store.get_mailing(mailing.id).finished_at is not None,
+                lambda: store.mailings.get(mailing.id).finished_at is not None,
                 "the new leader to finish the mailing",
                 timeout=40,
             )
@@ -136,10 +136,10 @@ def test_sigkill_of_the_leader_mid_mailing_the_standby_finishes_it(
     assert extra_copies <= in_flight
     smtp_connections = load_settings(None).smtp_connections
     assert in_flight <= smtp_connections * DeliveryPolicy().batch
-    assert store.delivery_counts(mailing.id) == {"sent": RECIPIENTS}
+    assert store.mailings.delivery_counts(mailing.id) == {"sent": RECIPIENTS}
 
     # One meeting for the session, made once by the first leader and kept by the second.
-    session = store.get_session(f"willkommen/{first.isoformat()}")
+    session = store.sessions.get(f"willkommen/{first.isoformat()}")
     assert session is not None and session.meeting_id is not None
     tag = marker("willkommen", first)
     assert [m["id"] for m in meetings.values() if tag in m.get("agenda", "")] == [
@@ -148,7 +148,7 @@ def test_sigkill_of_the_leader_mid_mailing_the_standby_finishes_it(
     assert len(meetings) == 1
 
     assert health["role"] == "leader" and health["instance"]["pid"] == b.pid
-    last = store.last_run()
+    last = store.runs.last()
     assert last is not None and last["trigger"] == "takeover" and last["outcome"] == "ok"
     store.close()
 

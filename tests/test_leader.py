@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from session_bot import wiring
+from session_bot.adapters.db.advisory import AdvisoryLock, Timing, instances
+from session_bot.adapters.db.leadership import Election, Leadership
 from session_bot.adapters.db.store import Store
-from session_bot.adapters.leadership import AdvisoryLock, Election, Leadership, Timing, instances
 from session_bot.cli.status import daemon_instances, format_instances
 from session_bot.core.errors import LockBusy
 from session_bot.settings import load_settings
@@ -243,7 +244,7 @@ def test_in_process_daemons_only_the_leader_schedules_and_a_leader_that_loses_it
         assert a.halted() and a.web_url and web_role(a.web_url) == "standby"
         wait_for(lambda: "next-due" in jobs(b), "b's run jobs")
         assert jobs(b) == {"plan-check", "safety-tick", "next-due"}
-        wait_for(lambda: (r := a.store.last_run()) and r["trigger"] == "takeover", "b's run")
+        wait_for(lambda: (r := a.store.runs.last()) and r["trigger"] == "takeover", "b's run")
         # a reconnects at its next try and is listed as a standby again.
         both = [("leader", os.getpid()), ("standby", os.getpid())]
         wait_for(

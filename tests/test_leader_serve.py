@@ -59,7 +59,7 @@ def test_a_second_serve_stands_by_serves_pages_and_takes_over_when_the_leader_st
     (tmp_path / "plan.yaml").write_text(plan_text(first_wednesday_after(10), 2), "utf-8")
     envs = {n: base_env(tmp_path, n, pg_url, SESSION_BOT_FAILOVER_SECONDS="3") for n in ("a", "b")}
     store = Store(pg_url)
-    early = store.add_subscriber(
+    early = store.subscribers.add(
         "early@example.org",
         name=None,
         language="de",
@@ -94,7 +94,7 @@ def test_a_second_serve_stands_by_serves_pages_and_takes_over_when_the_leader_st
         assert refused.status_code == 503
         assert f"pid {a.pid}" in refused.json()["error"] and "standby" in refused.json()["error"]
         assert a.admin_run().status_code == 200
-        runs_before = store.last_run()
+        runs_before = store.runs.last()
 
         # The subscriber pages work on the standby: they only write subscriber rows.
         with httpx.Client(base_url=b.url, timeout=10) as http:
@@ -106,9 +106,9 @@ def test_a_second_serve_stands_by_serves_pages_and_takes_over_when_the_leader_st
                 data={"List-Unsubscribe": "One-Click"},
             )
             assert r.status_code == 200
-        assert store.get_subscriber("neu@example.org")["status"] == "pending"  # type: ignore[index]
-        assert store.get_subscriber("early@example.org")["status"] == "unsubscribed"  # type: ignore[index]
-        assert store.last_run() == runs_before  # the standby ran nothing
+        assert store.subscribers.get("neu@example.org")["status"] == "pending"  # type: ignore[index]
+        assert store.subscribers.get("early@example.org")["status"] == "unsubscribed"  # type: ignore[index]
+        assert store.runs.last() == runs_before  # the standby ran nothing
 
         # SIGTERM: the leader stops cleanly, its lock goes with its connection, b takes over.
         a.proc.send_signal(signal.SIGTERM)
@@ -117,7 +117,7 @@ def test_a_second_serve_stands_by_serves_pages_and_takes_over_when_the_leader_st
         wait_for(lambda: b.health()["role"] == "leader", "b to say it leads")
         run = wait_for(
             lambda: (
-                (r := store.last_run()) and r["trigger"] == "takeover" and r["finished_at"] and r
+                (r := store.runs.last()) and r["trigger"] == "takeover" and r["finished_at"] and r
             ),
             "the takeover run",
         )

@@ -65,11 +65,11 @@ def test_upgrade_from_the_first_revision_keeps_everything(database_url: str) -> 
     new.upgrade()
     assert new.schema_revision()[0] == new.schema_revision()[1] == "0002"
     new.ensure_schema()
-    row = new.get_session("w/2025-02-26")
+    row = new.sessions.get("w/2025-02-26")
     assert row is not None and row.meeting_id == 66547677759
-    assert new.get_subscriber("jö@example.org") is not None
-    assert new.delivery_counts() == {"sent": 1}
-    assert new.mailing_details(1) == {}
-    new.set_mailing_details(1, {"reason": "x"})
-    assert new.mailing_details(1) == {"reason": "x"}
-    assert new.mailing_kinds_by_session()["w/2025-02-26"]["invitation"] == NOW
+    assert new.subscribers.get("jö@example.org") is not None
+    assert new.mailings.delivery_counts() == {"sent": 1}
+    assert new.mailings.details(1) == {}
+    new.mailings.set_details(1, {"reason": "x"})
+    assert new.mailings.details(1) == {"reason": "x"}
+    assert new.mailings.kinds_by_session()["w/2025-02-26"]["invitation"] == NOW

@@ -59,9 +59,9 @@ def prepare(url: str, tmp_path: Path) -> int:
         )  # fmt: skip
         meeting = zoom.create_meeting(meeting_request(occ))
         zoom.close()
-    row = store.ensure_session(occ.key, "willkommen", "2025-02-26", occ.start, 60, now)
-    store.record_meeting(row.id, meeting.to_json(), now)
-    mailing_id, _ = store.freeze_mailing(row.id, "invitation", 0, now)
+    row = store.sessions.ensure(occ.key, "willkommen", "2025-02-26", occ.start, 60, now)
+    store.sessions.record_meeting(row.id, meeting.to_json(), now)
+    mailing_id, _ = store.mailings.freeze(row.id, "invitation", 0, now)
     store.close()
     return mailing_id
 
@@ -95,7 +95,7 @@ def test_four_worker_processes_send_each_recipient_exactly_once(tmp_path: Path) 
                     deliveries.c.mailing_id == mailing_id
                 )
             ).scalar_one()
-        counts = store.delivery_counts(mailing_id)
+        counts = store.mailings.delivery_counts(mailing_id)
         store.close()
 
     per_recipient = Counter(r for m in received for r in m.rcpt_tos)

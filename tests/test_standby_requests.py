@@ -26,7 +26,7 @@ import pytest
 
 from session_bot.adapters.clock import ManualClock
 from session_bot.adapters.db.store import Store
-from session_bot.adapters.leadership import RUN_REQUEST_KEY, RunRequest
+from session_bot.app.run_requests import RUN_REQUEST_KEY, RunRequest
 from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.web.zoom_webhook import sign
 from tests.conftest import SEED_INVITATION_AT
@@ -85,7 +85,7 @@ def subscribe_and_confirm(url: str, smtp: SmtpServer, email: str) -> httpx.Respo
 
 
 def finished_run(store: Store, trigger: str) -> dict[str, Any] | None:
-    run = store.last_run()
+    run = store.runs.last()
     return run if run and run["trigger"] == trigger and run["finished_at"] else None
 
 
@@ -119,7 +119,7 @@ def test_confirmation_and_webhook_on_the_standby_are_run_by_the_leader_within_se
     tmp_path: Path, pg_url: str
 ) -> None:
     store = Store(pg_url)
-    store.add_subscriber(
+    store.subscribers.add(
         "early@example.org",
         name=None,
         language="de",
@@ -152,7 +152,7 @@ def test_confirmation_and_webhook_on_the_standby_are_run_by_the_leader_within_se
                 timeout=15,
             )
             confirm_latency = time.monotonic() - asked
-            session = store.get_session(key)
+            session = store.sessions.get(key)
             assert session is not None and session.meeting_id is not None
             assert str(session.meeting_id) in text_of(mails[1])
             run = wait_for(lambda: finished_run(store, "confirm"), "the leader's confirm run")
@@ -161,7 +161,7 @@ def test_confirmation_and_webhook_on_the_standby_are_run_by_the_leader_within_se
             assert health["last_run"]["trigger"] == "confirm" and health["run_requested"] is None
             b.wait_for_log("run (confirm) requested from the leader")
             a.wait_for_log(f"run requested by standby pid {b.pid} on ")
-            assert store.kv_get(RUN_REQUEST_KEY) is None  # taken by the leader's run
+            assert store.kv.get(RUN_REQUEST_KEY) is None  # taken by the leader's run
             assert len(smtp.handler.to("early@example.org")) == 1  # nobody else got it twice
 
             # 2. A Zoom webhook on the standby: the deleted meeting is made again by the leader.
@@ -175,8 +175,8 @@ def test_confirmation_and_webhook_on_the_standby_are_run_by_the_leader_within_se
             webhook_latency = time.monotonic() - asked
             assert run["outcome"] == "ok"
             b.wait_for_log("run (webhook) requested from the leader")
-            assert store.sessions_to_check() == []
-            session = store.get_session(key)
+            assert store.sessions.to_check() == []
+            session = store.sessions.get(key)
             assert session is not None and session.meeting_id not in (None, old_meeting)
             assert list(zoom.meetings) == [session.meeting_id]
             assert a.health()["role"] == "leader" and b.health()["role"] == "standby"
@@ -197,7 +197,7 @@ def test_confirmation_and_webhook_on_the_standby_are_run_by_the_leader_within_se
             wait_for(lambda: len(smtp.handler.to("dritte@example.org")) == 2, "its invitation")
             b.wait_for_log(f"run (takeover) also answers the run request of standby pid {b.pid}")
             assert wait_for(lambda: finished_run(store, "takeover"), "the takeover run")
-            assert store.kv_get(RUN_REQUEST_KEY) is None
+            assert store.kv.get(RUN_REQUEST_KEY) is None
             assert b.health()["run_requested"] is None
         finally:
             for serve in (a, b):
@@ -228,11 +228,11 @@ def test_a_confirmation_during_a_run_is_answered_by_a_run_right_after_it(tmp_pat
             wait_for(lambda: len(smtp.handler.messages) >= 3, "the start run to be sending")
             answer = daemon.admin_run("confirm")  # as the web app does after a confirmation
             assert answer["ok"] and answer["requested"]["reason"] == "confirm"
-            assert RunRequest.decode(daemon.store.kv_get(RUN_REQUEST_KEY) or "").reason == "confirm"
+            assert RunRequest.decode(daemon.store.kv.get(RUN_REQUEST_KEY) or "").reason == "confirm"
             run = wait_for(lambda: finished_run(daemon.store, "confirm"), "the requested run")
             assert run["outcome"] == "ok"
             # The start run sent the invitation; the requested run found nothing left to send.
             assert len(smtp.handler.messages) == RECIPIENTS
-            assert daemon.store.kv_get(RUN_REQUEST_KEY) is None
+            assert daemon.store.kv.get(RUN_REQUEST_KEY) is None
         finally:
             daemon.stop()

@@ -106,7 +106,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[str, SmtpServer, Path]]:
         }
         settings = load_settings(None, var_dir=tmp_path / "var", secret_key=SECRET)
         store = wiring.open_store(settings)
-        store.add_subscriber(EXISTING, name=None, language="de", status="confirmed",
+        store.subscribers.add(EXISTING, name=None, language="de", status="confirmed",
                              now=dt.datetime.now(dt.UTC))  # fmt: skip
         store.close()
         log = (tmp_path / "daemon.log").open("wb")

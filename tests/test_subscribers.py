@@ -67,14 +67,14 @@ def test_german_spreadsheet_export_with_bom_semicolons_and_umlauts(
         (3, f"info@{PUNY}", "Jörg; Bäckermeister Weiß", "de"),
         (6, "peter.oezdemir@example.net", "Peter Özdemir", "en"),
     ]
-    row = store.get_subscriber(f"INFO@{PUNY}")
+    row = store.subscribers.get(f"INFO@{PUNY}")
     assert (
         row is not None
         and row["status"] == "confirmed"
         and row["name"] == "Jörg; Bäckermeister Weiß"
     )
     assert row["import_file"] == str(path.resolve()) and row["imported_by"] == "K. Neumann"
-    assert store.count_subscribers("confirmed") == 3
+    assert store.subscribers.count("confirmed") == 3
 
 
 def test_comma_delimited_without_bom_and_excel_sep_line(store: Store, tmp_path: Path) -> None:
@@ -86,8 +86,10 @@ def test_comma_delimited_without_bom_and_excel_sep_line(store: Store, tmp_path: 
 
 
 def test_duplicates_in_the_file_and_on_the_list(store: Store, tmp_path: Path) -> None:
-    store.add_subscriber("known@example.org", name=None, language="de", status="confirmed", now=NOW)
-    store.add_subscriber(
+    store.subscribers.add(
+        "known@example.org", name=None, language="de", status="confirmed", now=NOW
+    )
+    store.subscribers.add(
         "left@example.org", name=None, language="de", status="unsubscribed", now=NOW
     )
     path = write(
@@ -103,8 +105,8 @@ def test_duplicates_in_the_file_and_on_the_list(store: Store, tmp_path: Path) ->
         (3, "duplicate of line 2"),
         (5, "unsubscribed on the list"),
     ]
-    assert store.get_subscriber("left@example.org")["status"] == "unsubscribed"  # type: ignore[index]
-    assert store.get_subscriber("neu@example.org")["name"] == "A"  # type: ignore[index]
+    assert store.subscribers.get("left@example.org")["status"] == "unsubscribed"  # type: ignore[index]
+    assert store.subscribers.get("neu@example.org")["name"] == "A"  # type: ignore[index]
 
 
 def test_invalid_rows_are_reported_with_line_numbers_and_the_rest_imported(
@@ -125,7 +127,7 @@ def test_invalid_rows_are_reported_with_line_numbers_and_the_rest_imported(
         (6, ";nur Name;de", "invalid address"),
         (7, "x@localhost", "invalid address"),
     ]
-    assert store.get_subscriber("ok1@example.org")["name"] == "Zwei Zeilen"  # type: ignore[index]
+    assert store.subscribers.get("ok1@example.org")["name"] == "Zwei Zeilen"  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
@@ -146,7 +148,7 @@ def test_a_file_that_is_not_csv_is_a_clear_error_and_imports_nothing(
     with pytest.raises(SubscriberImportError) as err:
         imp(store, path)
     assert expected in str(err.value) and str(path) in str(err.value)
-    assert store.count_subscribers() == 0
+    assert store.subscribers.count() == 0
 
 
 def test_headerless_list_of_addresses_is_accepted(store: Store, tmp_path: Path) -> None:
@@ -161,7 +163,7 @@ def test_dry_run_reports_and_changes_nothing(store: Store, tmp_path: Path) -> No
     path = write(tmp_path, "Verteiler.csv", GERMAN_EXPORT)
     report = imp(store, path, dry_run=True)
     assert len(report.added) == 3 and report.dry_run and "would add 3" in report.summary()
-    assert store.count_subscribers() == 0
+    assert store.subscribers.count() == 0
 
 
 def test_status_column_keeps_people_who_left_out(store: Store, tmp_path: Path) -> None:
@@ -184,29 +186,29 @@ def test_forget_erases_personal_data_and_blocks_a_silent_re_import(
         tmp_path, "f.csv", b"email;name\nweg@example.org;Wilma Weg\nbleibt@example.org;B\n"
     )
     imp(store, path)
-    sid = store.get_subscriber("weg@example.org")["id"]  # type: ignore[index]
-    session = store.ensure_session("s/2025-02-26", "s", "2025-02-26", NOW, 60, NOW)
-    mailing, _ = store.freeze_mailing(session.id, "invitation", 0, NOW)
-    assert store.get_mailing(mailing).recipients == 2
+    sid = store.subscribers.get("weg@example.org")["id"]  # type: ignore[index]
+    session = store.sessions.ensure("s/2025-02-26", "s", "2025-02-26", NOW, 60, NOW)
+    mailing, _ = store.mailings.freeze(session.id, "invitation", 0, NOW)
+    assert store.mailings.get(mailing).recipients == 2
     assert forget_subscriber(store, KEY, "WEG@example.org", NOW) is True
-    assert store.get_subscriber("weg@example.org") is None
-    tombstone = store.get_subscriber_by_id(sid)
+    assert store.subscribers.get("weg@example.org") is None
+    tombstone = store.subscribers.get_by_id(sid)
     assert tombstone is not None and tombstone["status"] == "forgotten"
     assert {k for k, v in tombstone.items() if v not in (None, "", 0)} == {
         "id", "email_key", "language", "status", "created_at", "updated_at"
     }  # fmt: skip
-    assert "weg" not in tombstone["email_key"] and store.count_subscribers() == 1
-    assert store.get_mailing(mailing).recipients == 1
-    assert store.delivery_counts(mailing) == {"pending": 1}
+    assert "weg" not in tombstone["email_key"] and store.subscribers.count() == 1
+    assert store.mailings.get(mailing).recipients == 1
+    assert store.mailings.delivery_counts(mailing) == {"pending": 1}
     # Nothing readable remains: only a keyed hash.
-    assert store.forgotten_at(forget_hash(KEY, "weg@example.org")) == NOW
+    assert store.subscribers.forgotten_at(forget_hash(KEY, "weg@example.org")) == NOW
     assert consent_proof(store, KEY, "weg@example.org")[0][1].startswith("erased on request")
     again = imp(store, path)
     assert [(r.line, r.reason.split(" (")[0]) for r in again.rejected] == [(2, "erased on request")]
-    assert store.get_subscriber("weg@example.org") is None
+    assert store.subscribers.get("weg@example.org") is None
     readded = imp(store, path, readd_forgotten=True)
     assert [p.email for p in readded.added] == ["weg@example.org"]
-    assert store.forgotten_at(forget_hash(KEY, "weg@example.org")) is None
+    assert store.subscribers.forgotten_at(forget_hash(KEY, "weg@example.org")) is None
 
 
 def test_a_forgotten_person_may_subscribe_again_themselves(store: Store) -> None:
@@ -227,17 +229,17 @@ def test_a_forgotten_person_may_subscribe_again_themselves(store: Store) -> None
     )  # fmt: skip
     assert out.action == "send-confirmation" and out.confirm_token is not None
     assert confirm(store, KEY, out.confirm_token, proof=proof, now=later).just_now
-    assert store.forgotten_at(forget_hash(KEY, "weg@example.org")) is None
+    assert store.subscribers.forgotten_at(forget_hash(KEY, "weg@example.org")) is None
 
 
 def test_export_reads_back_and_guards_spreadsheet_formulas(store: Store, tmp_path: Path) -> None:
-    store.add_subscriber(
+    store.subscribers.add(
         "a@example.org", name="=HYPERLINK(1)", language="de", status="confirmed", now=NOW
     )
-    store.add_subscriber(
+    store.subscribers.add(
         "b@example.org", name="Bärbel Groß", language="en", status="confirmed", now=NOW
     )
-    store.add_subscriber("c@example.org", name=None, language="de", status="unsubscribed", now=NOW)
+    store.subscribers.add("c@example.org", name=None, language="de", status="unsubscribed", now=NOW)
     out = io.StringIO()
     assert export_csv(store, out) == 2
     text = out.getvalue()
@@ -340,7 +342,7 @@ def test_names_lose_control_characters(store: Store) -> None:
         store, KEY, address="n@example.org", name="Ann\x00a\x1b  B.\n", language="de",
         consent_version="de-1", proof=proof, now=NOW,
     )  # fmt: skip
-    assert out.name == "Anna B." and store.get_subscriber("n@example.org")["name"] == "Anna B."  # type: ignore[index]
+    assert out.name == "Anna B." and store.subscribers.get("n@example.org")["name"] == "Anna B."  # type: ignore[index]
 
 
 def test_add_refuses_an_invalid_address(store: Store) -> None:
@@ -364,14 +366,14 @@ def test_an_erased_subscribers_old_unsubscribe_link_never_acts_on_someone_else(
 ) -> None:
     from session_bot.app.subscriptions import forget_subscriber, unsubscribe
 
-    store.add_subscriber("a@example.org", name=None, language="de", status="confirmed", now=NOW)
-    last = store.add_subscriber(
+    store.subscribers.add("a@example.org", name=None, language="de", status="confirmed", now=NOW)
+    last = store.subscribers.add(
         "b@example.org", name=None, language="de", status="confirmed", now=NOW
     )
     forget_subscriber(store, KEY, "b@example.org", NOW)
-    newcomer = store.add_subscriber(
+    newcomer = store.subscribers.add(
         "c@example.org", name=None, language="de", status="confirmed", now=NOW
     )
     assert newcomer != last  # SQLite would hand out a deleted highest id again
     assert unsubscribe(store, last, NOW) == "unknown"
-    assert store.get_subscriber("c@example.org")["status"] == "confirmed"  # type: ignore[index]
+    assert store.subscribers.get("c@example.org")["status"] == "confirmed"  # type: ignore[index]

@@ -63,7 +63,7 @@ def live(
 ) -> Iterator[tuple[str, ManualClock, Store, ZoomSandbox]]:
     settings = settings_for(tmp_path, admin_token=TOKEN)
     store = wiring.open_store(settings)
-    store.add_subscriber(
+    store.subscribers.add(
         "anna@example.org", name=None, language="de", status="confirmed", now=NOW, confirmed_at=NOW
     )
     clock = ManualClock(NOW)
@@ -111,7 +111,7 @@ def test_admin_run_refuses_without_the_right_token(
     assert r.status_code == 401
     assert r.headers["WWW-Authenticate"] == "Bearer"
     assert TOKEN not in r.text
-    assert store.last_run() is None and sandbox.meetings == {}
+    assert store.runs.last() is None and sandbox.meetings == {}
 
 
 def test_admin_run_with_the_token_runs_the_reconcile(
@@ -140,7 +140,7 @@ def test_admin_api_is_off_without_a_configured_token(tmp_path: Path, example_pla
         r = httpx.post(f"{server.url}/admin/run", headers={"Authorization": f"Bearer {TOKEN}"})
         assert r.status_code == 503
         assert "SESSION_BOT_ADMIN_TOKEN" in r.json()["error"]
-        assert sandbox.meetings == {} and store.last_run() is None
+        assert sandbox.meetings == {} and store.runs.last() is None
     store.close()
 
 

@@ -69,7 +69,7 @@ def test_subscribe_mails_a_confirmation_and_records_the_request_as_proof(
 ) -> None:
     r = subscribe(http, "Neu.Person@Example.org", name="Jörg Müller", language="de")
     assert r.status_code == 200 and "Postfach" in r.text
-    row = w.store.get_subscriber("neu.person@example.org")
+    row = w.store.subscribers.get("neu.person@example.org")
     assert row is not None and row["status"] == "pending"
     assert row["name"] == "Jörg Müller" and row["email"] == "Neu.Person@example.org"
     assert row["request_ip"] == "127.0.0.1" and row["request_user_agent"] == "pytest-browser/1.0"
@@ -89,11 +89,11 @@ def test_confirm_link_opens_a_page_only_its_button_confirms(w: World, http: http
     assert 'method="post"' in page.text
     # A link scanner's GETs (and HEADs) change nothing.
     http.get(link)
-    assert w.store.get_subscriber("neu@example.org")["status"] == "pending"  # type: ignore[index]
+    assert w.store.subscribers.get("neu@example.org")["status"] == "pending"  # type: ignore[index]
     w.clock.advance(minutes=5)
     done = http.post(link, headers={"User-Agent": "clicker/2"})
     assert done.status_code == 200 and "bestätigt" in done.text
-    row = w.store.get_subscriber("neu@example.org")
+    row = w.store.subscribers.get("neu@example.org")
     assert row is not None and row["status"] == "confirmed"
     assert row["confirmed_at"] == AFTER_INVITATION + dt.timedelta(minutes=5)
     assert row["confirm_ip"] == "127.0.0.1" and row["confirm_user_agent"] == "clicker/2"
@@ -107,7 +107,7 @@ def test_forged_or_altered_tokens_get_a_plain_invalid_page_and_change_nothing(
     subscribe(http, "neu@example.org")
     link = confirm_link(w.wait_mails("neu@example.org", 1)[0])
     token = link.rsplit("/", 1)[1]
-    victim = w.store.get_subscriber("early@example.org")
+    victim = w.store.subscribers.get("early@example.org")
     assert victim is not None
     forged_confirm = confirm_token("not-the-key-0123456789", 1, AFTER_INVITATION)
     bad = [
@@ -123,8 +123,8 @@ def test_forged_or_altered_tokens_get_a_plain_invalid_page_and_change_nothing(
             r = http.request(method, path, data={"List-Unsubscribe": "One-Click"})
             assert r.status_code == 400, (method, path)
             assert "Link ungültig" in r.text and "link not valid" in r.text
-    assert w.store.get_subscriber("neu@example.org")["status"] == "pending"  # type: ignore[index]
-    assert w.store.get_subscriber("early@example.org")["status"] == "confirmed"  # type: ignore[index]
+    assert w.store.subscribers.get("neu@example.org")["status"] == "pending"  # type: ignore[index]
+    assert w.store.subscribers.get("early@example.org")["status"] == "confirmed"  # type: ignore[index]
 
 
 def test_a_newer_request_retires_the_older_confirm_link(w: World, http: httpx.Client) -> None:
@@ -135,9 +135,9 @@ def test_a_newer_request_retires_the_older_confirm_link(w: World, http: httpx.Cl
     second = confirm_link(w.wait_mails("neu@example.org", 2)[1])
     assert first != second
     assert http.post(first).status_code == 400
-    assert w.store.get_subscriber("neu@example.org")["status"] == "pending"  # type: ignore[index]
+    assert w.store.subscribers.get("neu@example.org")["status"] == "pending"  # type: ignore[index]
     assert http.post(second).status_code == 200
-    assert w.store.get_subscriber("neu@example.org")["status"] == "confirmed"  # type: ignore[index]
+    assert w.store.subscribers.get("neu@example.org")["status"] == "confirmed"  # type: ignore[index]
 
 
 def test_confirm_links_expire_after_thirty_days(w: World, http: httpx.Client) -> None:
@@ -146,18 +146,18 @@ def test_confirm_links_expire_after_thirty_days(w: World, http: httpx.Client) ->
     w.clock.advance(days=31)
     r = http.post(link)
     assert r.status_code == 410 and "abgelaufen" in r.text
-    assert w.store.get_subscriber("spaet@example.org")["status"] == "pending"  # type: ignore[index]
+    assert w.store.subscribers.get("spaet@example.org")["status"] == "pending"  # type: ignore[index]
 
 
 def test_resubmitting_a_confirmed_address_changes_nothing_and_tells_the_owner_once_a_day(
     w: World, http: httpx.Client
 ) -> None:
-    before = w.store.get_subscriber("early@example.org")
+    before = w.store.subscribers.get("early@example.org")
     assert before is not None
     for _ in range(3):
         r = subscribe(http, "EARLY@example.org", name="Angreifer", language="en")
         assert r.status_code == 200 and "Postfach" in r.text  # reveals nothing
-    after = w.store.get_subscriber("early@example.org")
+    after = w.store.subscribers.get("early@example.org")
     assert after is not None
     assert {k: v for k, v in after.items() if k != "owner_notice_at"} == {
         k: v for k, v in before.items() if k != "owner_notice_at"
@@ -199,7 +199,7 @@ def test_subscribe_requests_are_limited_per_address_and_per_client(
     limited = subscribe(http, "noch-eine@example.org")
     assert limited.status_code == 429 and "Zu viele" in limited.text
     assert int(limited.headers["retry-after"]) > 0
-    assert w.store.get_subscriber("noch-eine@example.org") is None
+    assert w.store.subscribers.get("noch-eine@example.org") is None
     assert len(w.mails_to("opfer@example.org")) == 3
     # Windows end: the next hour the client may ask again.
     w.clock.advance(hours=1, minutes=1)
@@ -244,7 +244,7 @@ def test_one_click_post_from_the_list_unsubscribe_header_takes_the_subscriber_ou
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
     assert r.status_code == 200
-    row = w.store.get_subscriber("early@example.org")
+    row = w.store.subscribers.get("early@example.org")
     assert row is not None and row["status"] == "unsubscribed"
     assert row["unsubscribed_at"] == AFTER_INVITATION
     # The reminder (frozen later) and any resumed mailing skip them.
@@ -259,18 +259,18 @@ def test_one_click_post_from_the_list_unsubscribe_header_takes_the_subscriber_ou
 def test_unsubscribe_page_has_one_button_and_get_changes_nothing(
     w: World, http: httpx.Client
 ) -> None:
-    row = w.store.get_subscriber("early@example.org")
+    row = w.store.subscribers.get("early@example.org")
     assert row is not None
     path = f"/unsubscribe/{unsubscribe_token(SECRET, row['id'])}"
     page = http.get(path, headers={"Accept-Language": "en"})
     assert page.status_code == 200 and page.text.count("<button") == 1
     assert '<html lang="de">' in page.text  # the subscriber's language wins over the browser's
-    assert w.store.get_subscriber("early@example.org")["status"] == "confirmed"  # type: ignore[index]
+    assert w.store.subscribers.get("early@example.org")["status"] == "confirmed"  # type: ignore[index]
     english = http.get(path + "?lang=en")
     assert "Unsubscribe now" in english.text
     done = http.post(path + "?lang=en", data={"confirm": "yes"})
     assert done.status_code == 200 and "You are unsubscribed" in done.text
-    assert w.store.get_subscriber("early@example.org")["status"] == "unsubscribed"  # type: ignore[index]
+    assert w.store.subscribers.get("early@example.org")["status"] == "unsubscribed"  # type: ignore[index]
 
 
 def test_english_visitors_get_english_pages_and_an_english_confirmation(
@@ -280,7 +280,7 @@ def test_english_visitors_get_english_pages_and_an_english_confirmation(
     assert '<option value="en" selected lang="en">' in form.text
     r = subscribe(http, "reader@example.org", language="en", page_lang="en")
     assert '<html lang="en">' in r.text and "check your inbox" in r.text
-    row = w.store.get_subscriber("reader@example.org")
+    row = w.store.subscribers.get("reader@example.org")
     assert row is not None and row["language"] == "en" and row["consent_version"].startswith("en-")
     (mail,) = w.wait_mails("reader@example.org", 1)
     assert mail["Content-Language"] == "en"

@@ -63,7 +63,7 @@ def test_schema_documents_every_route(live: World) -> None:
         ("/unsubscribe/{token}", "post"),
     }
     # A valid token with odd bodies and headers still answers without a server error.
-    row = live.store.get_subscriber("early@example.org")
+    row = live.store.subscribers.get("early@example.org")
     assert row is not None
     url = f"{live.url}/unsubscribe/{unsubscribe_token(SECRET, row['id'])}"
     for body, ctype in (

@@ -136,7 +136,9 @@ def world(
         store = Store(settings.resolved_database_url)
         store.ensure_schema()
         for address in existing:
-            store.add_subscriber(address, name=None, language="de", status="confirmed", now=clock())
+            store.subscribers.add(
+                address, name=None, language="de", status="confirmed", now=clock()
+            )
         zoom = wiring.sandbox_zoom(settings, store, clock, sandbox)
         runner = wiring.build_runner(
             settings, plan, store, zoom, clock, transport=smtp_transport(smtp)

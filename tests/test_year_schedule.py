@@ -137,7 +137,7 @@ def year(tmp_path: Path) -> tuple[Settings, Plan, Store]:
     store = wiring.open_store(settings)
     t0 = dt.datetime(2027, 12, 1, tzinfo=dt.UTC)
     for address, lang in SUBSCRIBERS:
-        store.add_subscriber(
+        store.subscribers.add(
             address, name=None, language=lang, status="confirmed", now=t0, confirmed_at=t0
         )
     return settings, load_plan(plan_file), store
@@ -236,8 +236,8 @@ def test_a_year_of_the_series_at_the_right_local_times(
         assert local(sent) == next(e[0] for e in EXPECTED if e[1] == day and "invitation" in e[2])
 
     # Every mailing was frozen exactly at its moment (local 09:00 the right day).
-    for row in store.all_sessions():
-        for m in store.mailings_of_session(row.id):
+    for row in store.sessions.all():
+        for m in store.mailings.of_session(row.id):
             assert m.created_at.astimezone(BERLIN).strftime("%H:%M") == "09:00"
 
 
@@ -306,7 +306,7 @@ def test_after_downtime_what_is_still_useful_is_done_at_once(
             "meeting for willkommen/2028-04-05",
             "invitation for willkommen/2028-04-05",
         ]
-    assert store.get_session("willkommen/2028-03-22") is None
+    assert store.sessions.get("willkommen/2028-03-22") is None
     sent = Counter(str(m["To"]) for m in messages(settings))
     assert sent == {a: 4 for a, _ in SUBSCRIBERS}  # Jan ×2, Feb ×1, Apr 5 ×1
 
@@ -318,11 +318,11 @@ def test_status_lists_bounced_subscribers_and_the_last_run(
 
     settings, plan, store = year
     t0 = dt.datetime(2028, 1, 2, tzinfo=dt.UTC)
-    store.add_subscriber(
+    store.subscribers.add(
         "gone@example.org", name=None, language="de", status="bounced", now=t0, bounced_at=t0
     )
-    run_id = store.start_run("tick", t0)
-    store.finish_run(run_id, t0, "partial", "1 action(s), 1 failed")
+    run_id = store.runs.start("tick", t0)
+    store.runs.finish(run_id, t0, "partial", "1 action(s), 1 failed")
     data = collect_status(settings, plan, dt.datetime(2028, 1, 3, tzinfo=dt.UTC))
     assert [b["email"] for b in data["bounced"]] == ["gone@example.org"]
     assert data["last_run"]["outcome"] == "partial"

@@ -110,14 +110,14 @@ def test_bad_signature_or_stale_request_is_refused_and_changes_nothing(setup: Se
     deleted = {"event": "meeting.deleted", "payload": {"object": {"id": 66547677759}}}
     assert setup.post(deleted, secret="wrong").status_code == 401
     assert setup.post(deleted, age=3600).status_code == 401
-    assert setup.store.sessions_to_check() == []
+    assert setup.store.sessions.to_check() == []
     assert setup.runs == []
 
 
 def test_unknown_meeting_answers_200_and_changes_nothing(setup: Setup) -> None:
     resp = setup.post({"event": "meeting.deleted", "payload": {"object": {"id": 12345678901}}})
     assert resp.status_code == 200 and resp.json() == {"status": "ignored"}
-    assert setup.store.sessions_to_check() == [] and setup.runs == []
+    assert setup.store.sessions.to_check() == [] and setup.runs == []
 
 
 def test_deleted_meeting_is_recreated_after_the_answer(setup: Setup) -> None:
@@ -138,7 +138,7 @@ def test_deleted_meeting_is_recreated_after_the_answer(setup: Setup) -> None:
     assert len(setup.smtp.handler.messages) == 5  # one update per subscriber with the new link
     body = setup.smtp.handler.messages[0].message().get_body(preferencelist=("plain",))
     assert body is not None and f"/j/{new_id}" in str(body.get_content())
-    assert setup.store.sessions_to_check() == []
+    assert setup.store.sessions.to_check() == []
 
 
 def _token(sandbox: ZoomSandbox) -> str:

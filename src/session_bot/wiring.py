@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from session_bot.adapters.clock import system_clock
-from session_bot.adapters.db.store import DeliveryRow, MailingRow, Store, StoreTokenCache
-from session_bot.adapters.leadership import AdvisoryLock, is_postgresql
+from session_bot.adapters.db.advisory import AdvisoryLock, is_postgresql
+from session_bot.adapters.db.store import Store, StoreTokenCache
 from session_bot.adapters.lock import FileLock, RunLock
 from session_bot.adapters.mail import MaildirTransport, SmtpTransport, Transport
 from session_bot.adapters.render.invitations import DkimConfig, MailConfig, Recipient, Renderer
@@ -22,6 +22,7 @@ from session_bot.app.delivery import RateLimits
 from session_bot.app.runner import Runner
 from session_bot.core.errors import ConfigError
 from session_bot.core.plan import Plan, Series
+from session_bot.core.records import DeliveryRow, MailingRow
 from session_bot.core.tokens import make_token
 from session_bot.settings import Settings
 
@@ -137,7 +138,7 @@ def make_zoom(
 
 
 def _count(store: Store, kind: str, now: dt.datetime) -> None:
-    store.count_zoom_call(kind, now)
+    store.counters.count_zoom_call(kind, now)
 
 
 def sandbox_zoom(

@@ -169,7 +169,7 @@ class Alerter:
         if local_now.time() < dt.time(hour, minute):
             return False  # no alerts at night: from the invitation time of day on
         local_day = local_now.date()
-        if not self.store.alert_due(f"hold:{occ.key}:{local_day}", now, _KEEP):
+        if not self.store.counters.alert_due(f"hold:{occ.key}:{local_day}", now, _KEEP):
             return False
         subject, body = held_text(occ, self.plan_source, occ.series.language)
         to = self.to or occ.series.organiser.email
@@ -186,7 +186,7 @@ class Alerter:
         """Any other alert: at most once a day per subject."""
         day = now.astimezone(self.zone or dt.UTC).date()
         digest = hashlib.sha256(subject.encode()).hexdigest()[:16]
-        if not self.store.alert_due(f"notice:{digest}:{day}", now, _KEEP):
+        if not self.store.counters.alert_due(f"notice:{digest}:{day}", now, _KEEP):
             return False
         to = self.to or self.organiser
         if to is None:
@@ -199,7 +199,7 @@ class Alerter:
         series = plan.series[0]
         local_day = now.astimezone(series.zone).date()
         key = f"run-failed:{type(error).__name__}:{local_day}"
-        if not self.store.alert_due(key, now, _KEEP):
+        if not self.store.counters.alert_due(key, now, _KEEP):
             return False
         to = self.to or series.organiser.email
         subject, body = run_failed_text(str(error), series.language)

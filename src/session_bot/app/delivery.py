@@ -21,10 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from session_bot.adapters.db.deliveries import DeliveryOutcome, OutcomeStatus
-from session_bot.adapters.db.store import DeliveryRow, Store
+from session_bot.adapters.db.store import Store
 from session_bot.adapters.mail import SendResult, Transport
 from session_bot.core.errors import MailError
+from session_bot.core.records import DeliveryOutcome, DeliveryRow, OutcomeStatus
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -158,7 +158,7 @@ def deliver_mailing(
         # SIGTERM in the daemon: each connection finishes its message, the rest stays pending.
         run.stop = stop
     transports = [transport] + [transport.clone() for _ in range(max(connections, 1) - 1)]
-    counts = store.delivery_counts(mailing_id)
+    counts = store.mailings.delivery_counts(mailing_id)
     todo = counts.get("pending", 0) + counts.get("sending", 0)
     run.connections = len(transports)
     with _display(progress, mailing_id, todo) as show:
@@ -224,7 +224,7 @@ class _Delivery:
             while True:
                 stopping = self.stop.is_set()
                 after = 0 if sweep else self.cursor
-                claim = self.store.claim_deliveries(
+                claim = self.store.deliveries.claim(
                     self.mailing_id,
                     clock=self.clock,
                     worker=self.worker,
@@ -250,7 +250,7 @@ class _Delivery:
                         continue
                     failures += 1
                     # Record the released rows now, so other connections can take them.
-                    self.store.record_outcomes(outcomes, p.bounce_limit)
+                    self.store.deliveries.record_outcomes(outcomes, p.bounce_limit)
                     outcomes = []
                     if failures > len(p.reconnect_delays):
                         log.warning("connection %s gives up: %s", index, error)
@@ -276,7 +276,7 @@ class _Delivery:
             self._fail(exc)
         finally:
             try:
-                self.store.record_outcomes(outcomes, p.bounce_limit)
+                self.store.deliveries.record_outcomes(outcomes, p.bounce_limit)
             except BaseException as exc:
                 self._fail(exc)
 
@@ -408,11 +408,11 @@ class _Delivery:
         r.seconds = (self.clock() - self.started).total_seconds()
         if self.errors:
             raise self.errors[0]
-        self.store.finish_mailing_if_done(self.mailing_id, self.clock())
-        counts = self.store.delivery_counts(self.mailing_id)
+        self.store.mailings.finish_if_done(self.mailing_id, self.clock())
+        counts = self.store.mailings.delivery_counts(self.mailing_id)
         r.temporary = counts.get("pending", 0) + counts.get("sending", 0)
         if r.temporary:
-            claim = self.store.claim_deliveries(
+            claim = self.store.deliveries.claim(
                 self.mailing_id, clock=self.clock, worker=self.worker, limit=0
             )
             r.next_attempt_at = claim.wait_until

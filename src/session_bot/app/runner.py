@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from session_bot.adapters.db.store import DeliveryRow, MailingRow, SessionRow, Store
+from session_bot.adapters.db.store import Store
 from session_bot.adapters.zoom import LostCreateAnswer, Meeting, MeetingRequest, ZoomClient, marker
 from session_bot.app.delivery import DeliveryReport, RateLimits, deliver_mailing
 from session_bot.core.changes import changed_fields, describe
 from session_bot.core.errors import PlanError, ZoomNotFound
 from session_bot.core.plan import Occurrence, Plan, Series
+from session_bot.core.records import DeliveryRow, MailingRow, SessionRow
 from session_bot.core.timeline import Action, SessionState, due_actions
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class RunReport:
 
 
 def state_from_store(store: Store) -> dict[str, SessionState]:
-    kinds = store.mailing_kinds_by_session()
+    kinds = store.mailings.kinds_by_session()
     return {
         row.key: SessionState(
             meeting_id=row.meeting_id,
@@ -77,7 +78,7 @@ def state_from_store(store: Store) -> dict[str, SessionState]:
             announced=row.announced,
             cancelled=row.cancelled_at is not None,
         )
-        for row in store.all_sessions()
+        for row in store.sessions.all()
     }
 
 
@@ -164,11 +165,11 @@ class Runner:
         report = RunReport(trigger=trigger, started_at=now, dry_run=dry_run)
         actions = self.plan_actions(now)
         report.planned = [a.describe() for a in actions]
-        pending = [m for m in self.store.open_mailings()]
+        pending = [m for m in self.store.mailings.open()]
         if dry_run:
             report.planned += [f"resume mailing {m.id} ({m.kind} {m.session_key})" for m in pending]
             return report
-        run_id = self.store.start_run(trigger, now)
+        run_id = self.store.runs.start(trigger, now)
         outcome = "error"
         try:
             self._recheck_flagged(report)
@@ -176,18 +177,18 @@ class Runner:
                 log.info("action: %s", action.describe())
                 self._perform(action, report)
                 report.done.append(action.describe())
-            for mailing in self.store.open_mailings():
+            for mailing in self.store.mailings.open():
                 report.delivery.add(self.deliver(mailing))
             outcome = "ok" if not report.delivery.permanent else "partial"
         finally:
-            self.store.finish_run(run_id, self.clock(), outcome, report.summary())
+            self.store.runs.finish(run_id, self.clock(), outcome, report.summary())
         log.info("run finished: %s", report.summary())
         return report
 
     def _perform(self, action: Action, report: RunReport) -> None:
         occ = action.occurrence
         now = self.clock()
-        row = self.store.ensure_session(
+        row = self.store.sessions.ensure(
             occ.key, occ.series.id, occ.date.isoformat(), occ.start, occ.duration, now
         )
         if action.kind == "hold":
@@ -242,7 +243,7 @@ class Runner:
             if adopted is not None:
                 report.meetings_adopted += 1
                 return adopted
-        self.store.record_meeting_intent(row.id, self.clock())
+        self.store.sessions.record_meeting_intent(row.id, self.clock())
         try:
             meeting = self._zoom().create_meeting(meeting_request(occ))
         except LostCreateAnswer:
@@ -252,7 +253,7 @@ class Runner:
                 raise
             report.meetings_adopted += 1
             return adopted
-        self.store.record_meeting(row.id, meeting.to_json(), self.clock())
+        self.store.sessions.record_meeting(row.id, meeting.to_json(), self.clock())
         report.meetings_created += 1
         log.info("meeting %s created for %s", meeting.display_id, occ.key)
         return meeting
@@ -271,9 +272,9 @@ class Runner:
                 "in Zoom. session-bot created a new one as the plan says and informs subscribers "
                 "of the new join details.",
             )
-            self.store.clear_meeting(row.id, self.clock())
+            self.store.sessions.clear_meeting(row.id, self.clock())
             fresh = self.ensure_meeting(occ, self._reload(row), report, adopt=False)
-            self.store.clear_zoom_check(row.id)
+            self.store.sessions.clear_zoom_check(row.id)
             return fresh, True
         if _differs(live, want):
             log.warning("meeting %s drifted from the plan in Zoom; restoring", live.display_id)
@@ -284,14 +285,14 @@ class Runner:
                 "(time, length or topic). session-bot restored what the plan says.",
             )
         joined = (live.join_url, live.password) != (meeting.join_url, meeting.password)
-        self.store.record_meeting(row.id, live.to_json(), self.clock())
-        self.store.clear_zoom_check(row.id)
+        self.store.sessions.record_meeting(row.id, live.to_json(), self.clock())
+        self.store.sessions.clear_zoom_check(row.id)
         return live, joined
 
     def _recheck_flagged(self, report: RunReport) -> None:
         """Sessions whose meeting Zoom told us about (webhook): read back, restore, inform."""
-        for key in self.store.sessions_to_check():
-            row = self.store.get_session(key)
+        for key in self.store.sessions.to_check():
+            row = self.store.sessions.get(key)
             if row is None:
                 continue
             try:
@@ -304,7 +305,7 @@ class Runner:
                 or row.meeting_json is None
                 or occ.start <= self.clock()
             ):
-                self.store.clear_zoom_check(row.id)
+                self.store.sessions.clear_zoom_check(row.id)
                 continue
             meeting, join_changed = self.reconcile_zoom(
                 occ, row, Meeting.from_json(row.meeting_json), report
@@ -325,14 +326,14 @@ class Runner:
         if self._invited(row):
             self._freeze(occ, row, "cancellation", row.sequence + 1, None, report, announce=True)
         now = self.clock()
-        self.store.clear_meeting(row.id, now)
-        self.store.mark_cancelled(row.id, now)
+        self.store.sessions.clear_meeting(row.id, now)
+        self.store.sessions.mark_cancelled(row.id, now)
 
     def _invited(self, row: SessionRow) -> bool:
-        return any(m.kind == "invitation" for m in self.store.mailings_of_session(row.id))
+        return any(m.kind == "invitation" for m in self.store.mailings.of_session(row.id))
 
     def _reload(self, row: SessionRow) -> SessionRow:
-        fresh = self.store.get_session(row.key)
+        fresh = self.store.sessions.get(row.key)
         assert fresh is not None
         return fresh
 
@@ -349,7 +350,7 @@ class Runner:
             meeting = self._zoom().get_meeting(found.id)
         except ZoomNotFound:
             return None
-        self.store.record_meeting(row.id, meeting.to_json(), self.clock())
+        self.store.sessions.record_meeting(row.id, meeting.to_json(), self.clock())
         log.info("adopted meeting %s for %s", meeting.display_id, row.key)
         return meeting
 
@@ -379,14 +380,16 @@ class Runner:
             details["changes"] = {lang: describe(fields, occ, lang) for lang in LANGUAGES}
         # The cancellation's reason comes from the plan, in each recipient's language.
         rendered = self._render_all(kind, occ, meeting, sequence, now, details)
-        mailing_id, created = self.store.freeze_mailing(row.id, kind, sequence, now)
+        mailing_id, created = self.store.mailings.freeze(row.id, kind, sequence, now)
         if created:
             # The same run delivers it next: keep the rendering instead of doing it twice.
             self._rendered[mailing_id] = rendered
         if created and details:
-            self.store.set_mailing_details(mailing_id, details)
+            self.store.mailings.set_details(mailing_id, details)
         if announce:
-            self.store.record_announcement(row.id, occ.announced_fingerprint(), sequence, now)
+            self.store.sessions.record_announcement(
+                row.id, occ.announced_fingerprint(), sequence, now
+            )
         report.mailings_frozen += int(created)
 
     def _render_all(
@@ -422,10 +425,10 @@ class Runner:
                 "mailing %s: its session is gone from the plan (%s); not sent", mailing.id, exc
             )
             return DeliveryReport(failures=[str(exc)])
-        row = self.store.get_session(mailing.session_key)
+        row = self.store.sessions.get(mailing.session_key)
         meeting = Meeting.from_json(row.meeting_json) if row and row.meeting_json else None
         now = self.clock()
-        details = self.store.mailing_details(mailing.id)
+        details = self.store.mailings.details(mailing.id)
         if mailing.kind == "cancellation":
             meeting = None
         rendered = self._rendered.pop(mailing.id, None) or self._render_all(

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from email_validator import EmailNotValidError, validate_email
 
-from session_bot.adapters.db.subscribers import ImportedRow
 from session_bot.core.errors import SessionBotError, SubscriberImportError
+from session_bot.core.records import ImportedRow
 from session_bot.core.tokens import make_token, read_token
 
 if TYPE_CHECKING:
@@ -185,17 +185,17 @@ def request_subscription(
     key = email_key(email)
     name = _clean_name(name)
     language = language if language in LANGUAGES else "de"
-    if proof.ip and not store.hit_rate_limit(
+    if proof.ip and not store.counters.hit_rate_limit(
         "c:" + keyed_hash(secret, "rate-client", client_bucket(proof.ip))[:40],
         now,
         limits.client_window,
         limits.per_client,
     ):
         return SubscribeOutcome("client-limited", email)
-    row = store.get_subscriber(key)
+    row = store.subscribers.get(key)
     if row is not None and row["status"] == "confirmed":
         return _confirmed_again(store, row, now)
-    if not store.hit_rate_limit(
+    if not store.counters.hit_rate_limit(
         "a:" + keyed_hash(secret, "rate-address", key)[:40],
         now,
         limits.address_window,
@@ -211,18 +211,18 @@ def request_subscription(
         "consent_version": consent_version[:64],
     }
     if row is None:
-        sid = store.try_add_subscriber(
+        sid = store.subscribers.try_add(
             email, name=name, language=language, status="pending", now=now, **consent
         )
         if sid is None:  # a concurrent request inserted it first
-            row = store.get_subscriber(key)
+            row = store.subscribers.get(key)
             if row is None or row["status"] == "confirmed":
                 return SubscribeOutcome("nothing", email)
         else:
             return SubscribeOutcome(
                 "send-confirmation", email, sid, name, language, confirm_token(secret, sid, now)
             )
-    changed = store.update_subscriber(
+    changed = store.subscribers.update(
         row["id"],
         now,
         only_if={"status": ("pending", "unsubscribed", "bounced")},
@@ -243,7 +243,7 @@ def request_subscription(
 
 
 def _confirmed_again(store: Store, row: dict[str, Any], now: dt.datetime) -> SubscribeOutcome:
-    if store.claim_owner_notice(row["id"], now, OWNER_NOTICE_EVERY):
+    if store.subscribers.claim_owner_notice(row["id"], now, OWNER_NOTICE_EVERY):
         return SubscribeOutcome(
             "notify-owner", row["email"], row["id"], row["name"], row["language"]
         )
@@ -269,7 +269,7 @@ def inspect_confirm_token(store: Store, secret: str, token: str, now: dt.datetim
     if parsed is None:
         return ConfirmState("invalid")
     sid, micros = parsed
-    row = store.get_subscriber_by_id(sid)
+    row = store.subscribers.get_by_id(sid)
     if row is None or row["requested_at"] is None or _micros(row["requested_at"]) != micros:
         # Unknown, erased, or retired by a newer request for the same address.
         return ConfirmState("invalid")
@@ -296,10 +296,10 @@ def confirm(
     state = inspect_confirm_token(store, secret, token, now)
     if state.state != "valid" or state.subscriber_id is None:
         return state
-    row = store.get_subscriber_by_id(state.subscriber_id)
+    row = store.subscribers.get_by_id(state.subscriber_id)
     assert row is not None
     ip, agent, _ = proof.clipped()
-    changed = store.update_subscriber(
+    changed = store.subscribers.update(
         state.subscriber_id,
         now,
         only_if={
@@ -319,11 +319,11 @@ def confirm(
     )
     if not changed:  # a concurrent confirmation (double click) got there first
         return inspect_confirm_token(store, secret, token, now)
-    store.unforget(forget_hash(secret, row["email"]))
+    store.subscribers.unforget(forget_hash(secret, row["email"]))
     late = 0
     if late_invitation:
-        for mailing_id in store.upcoming_invitation_mailings(now):
-            late += int(store.add_delivery(mailing_id, state.subscriber_id))
+        for mailing_id in store.mailings.upcoming_invitations(now):
+            late += int(store.mailings.add_delivery(mailing_id, state.subscriber_id))
     return ConfirmState(
         "confirmed",
         state.subscriber_id,
@@ -339,12 +339,12 @@ UnsubscribeResult = Literal["unsubscribed", "already", "unknown"]
 
 def unsubscribe(store: Store, subscriber_id: int, now: dt.datetime) -> UnsubscribeResult:
     """Take the subscriber out: nothing more is delivered, even from mailings frozen before."""
-    row = store.get_subscriber_by_id(subscriber_id)
+    row = store.subscribers.get_by_id(subscriber_id)
     if row is None or row["status"] == "forgotten":
         return "unknown"
     if row["status"] == "unsubscribed":
         return "already"
-    changed = store.update_subscriber(
+    changed = store.subscribers.update(
         subscriber_id,
         now,
         only_if={"status": ("pending", "confirmed", "bounced")},
@@ -467,20 +467,20 @@ def add_subscriber(
         raise SessionBotError(f"{address!r} is not a valid e-mail address: {exc}") from None
     if language not in LANGUAGES:
         raise SessionBotError(f"--language {language!r}: use one of {', '.join(LANGUAGES)}")
-    existing = store.get_subscriber(email)
+    existing = store.subscribers.get(email)
     if existing is not None:
         raise SessionBotError(
             f"{email} is already on the list ({existing['status']}); a subscriber who left must "
             "subscribe again through the form"
         )
     h = forget_hash(secret, email)
-    when = store.forgotten_at(h)
+    when = store.subscribers.forgotten_at(h)
     if when is not None and not readd_forgotten:
         raise SessionBotError(
             f"{email} was erased on request (GDPR Art. 17) on {when:%Y-%m-%d}; add it again only "
             "with new consent, using --readd-forgotten"
         )
-    sid = store.add_subscriber(
+    sid = store.subscribers.add(
         email,
         name=_clean_name(name),
         language=language,
@@ -491,12 +491,12 @@ def add_subscriber(
         imported_by=added_by[:200],
     )
     if when is not None:
-        store.unforget(h)
+        store.subscribers.unforget(h)
     return sid
 
 
 def remove_subscriber(store: Store, address: str, now: dt.datetime) -> UnsubscribeResult:
-    row = store.get_subscriber(_normalise_or_raw(address))
+    row = store.subscribers.get(_normalise_or_raw(address))
     if row is None:
         return "unknown"
     return unsubscribe(store, row["id"], now)
@@ -505,10 +505,10 @@ def remove_subscriber(store: Store, address: str, now: dt.datetime) -> Unsubscri
 def forget_subscriber(store: Store, secret: str, address: str, now: dt.datetime) -> bool:
     """Erase the address's personal data; keep only a keyed hash. False if it was unknown."""
     wanted = _normalise_or_raw(address)
-    row = store.get_subscriber(wanted)
+    row = store.subscribers.get(wanted)
     # Hash the stored form so the block matches what a later import normalises to.
     stored = row["email"] if row else wanted
-    return store.forget_subscriber(email_key(stored), forget_hash(secret, stored), now)
+    return store.subscribers.forget(email_key(stored), forget_hash(secret, stored), now)
 
 
 def _normalise_or_raw(address: str) -> str:
@@ -544,9 +544,9 @@ PROOF_FIELDS = (
 def consent_proof(store: Store, secret: str, address: str) -> list[tuple[str, str]]:
     """Label/value lines of the stored consent proof; empty values left out."""
     wanted = _normalise_or_raw(address)
-    row = store.get_subscriber(wanted)
+    row = store.subscribers.get(wanted)
     if row is None:
-        when = store.forgotten_at(forget_hash(secret, wanted))
+        when = store.subscribers.forgotten_at(forget_hash(secret, wanted))
         if when is not None:
             return [("Address", "erased on request (GDPR Art. 17)"), ("Erased at", _fmt(when))]
         return []
@@ -814,9 +814,9 @@ def import_csv(
         ) from None
     delimiter, valid, skipped, rejected = parse_csv(data, str(path))
     report = ImportReport(str(path), delimiter, dry_run, unchanged=skipped, rejected=rejected)
-    existing = store.statuses_of([email_key(p.email) for p in valid])
+    existing = store.subscribers.statuses_of([email_key(p.email) for p in valid])
     hashes = {p.email: forget_hash(secret, p.email) for p in valid}
-    erased = store.forgotten_among(list(hashes.values()))
+    erased = store.subscribers.forgotten_among(list(hashes.values()))
     new: list[Parsed] = []
     for p in valid:
         status = existing.get(email_key(p.email))
@@ -847,7 +847,7 @@ def import_csv(
     report.rejected.sort(key=lambda r: r.line)
     report.added = new
     if not dry_run and new:
-        store.import_subscribers(
+        store.subscribers.import_rows(
             [ImportedRow(p.email, p.name, p.language) for p in new],
             now=now,
             import_file=str(path.resolve()),
@@ -855,7 +855,7 @@ def import_csv(
         )
         for p in new:
             if hashes[p.email] in erased:
-                store.unforget(hashes[p.email])
+                store.subscribers.unforget(hashes[p.email])
     return report
 
 
@@ -882,7 +882,7 @@ def export_csv(
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)
     n = 0
-    for row in store.iter_subscribers(statuses or None):
+    for row in store.subscribers.iter(statuses or None):
         since = row["confirmed_at"] or row["created_at"]
         writer.writerow(
             [

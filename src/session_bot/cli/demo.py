@@ -25,7 +25,7 @@ SEED_JOIN_HOST = "bertelsmann-stiftung-de.zoom.us"
 
 def seed_subscribers(store: Store, path: Path, now: dt.datetime) -> int:
     """Add the example subscribers once (as confirmed imports, with the file as consent source)."""
-    if store.count_subscribers() or not path.exists():
+    if store.subscribers.count() or not path.exists():
         return 0
     try:
         rows = list(
@@ -34,7 +34,7 @@ def seed_subscribers(store: Store, path: Path, now: dt.datetime) -> int:
     except (OSError, csv.Error) as exc:
         raise SubscriberImportError(f"{path}: cannot read example subscribers ({exc})") from None
     for row in rows:
-        store.add_subscriber(
+        store.subscribers.add(
             row["email"].strip(),
             name=(row.get("name") or "").strip() or None,
             language=(row.get("language") or "de").strip(),
@@ -75,9 +75,9 @@ def run_demo(settings: Settings, plan_path: Path, subscribers_csv: Path, now: dt
     typer.echo("")
     nxt = [o for o in upcoming(clock(), plan, 60) if not o.skip_reason]
     for occ in nxt[:1]:
-        row = store.get_session(occ.key)
+        row = store.sessions.get(occ.key)
         meeting = Meeting.from_json(row.meeting_json) if row and row.meeting_json else None
-        sent = store.delivery_counts()
+        sent = store.mailings.delivery_counts()
         typer.echo(f"Session:    {occ.start:%A %d %B %Y, %H:%M} ({occ.series.timezone})")
         typer.echo(f"Topic:      {occ.content.topic_one_line if occ.content else '(none yet)'}")
         if meeting:

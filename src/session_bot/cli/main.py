@@ -123,7 +123,7 @@ def run(
             actions = due_actions(clock(), the_plan, state_from_store(store))
             lines = [a.describe() for a in actions]
             lines += [
-                f"resume mailing {m.id} ({m.kind} {m.session_key})" for m in store.open_mailings()
+                f"resume mailing {m.id} ({m.kind} {m.session_key})" for m in store.mailings.open()
             ]
             for line in lines or ["nothing is due"]:
                 typer.echo(line)

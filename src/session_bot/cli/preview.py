@@ -28,7 +28,7 @@ def render_session_mail(
 ) -> tuple[RenderedMailing, bool]:
     """The session's mail with its stored meeting, or with marked sample join details when the
     meeting does not exist yet (proof-reading weeks ahead); (mail, has a real meeting)."""
-    row = store.get_session(occ.key)
+    row = store.sessions.get(occ.key)
     meeting = Meeting.from_json(row.meeting_json) if row and row.meeting_json else None
     rendered = wiring.renderer_factory(settings)(occ.series).render(
         kind,

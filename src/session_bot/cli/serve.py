@@ -133,25 +133,25 @@ def send_mailing(
         try:
             with wait_for_run_lock(settings, echo):
                 now = clock()
-                row = store.ensure_session(
+                row = store.sessions.ensure(
                     occ.key, occ.series.id, occ.date.isoformat(), occ.start, occ.duration, now
                 )
                 report = RunReport(trigger="send", started_at=now)
                 meeting: Meeting = runner.ensure_meeting(occ, row, report)
-                earlier = store.mailings_of_session(row.id)
+                earlier = store.mailings.of_session(row.id)
                 # A new sequence for every deliberate send keeps the calendar SEQUENCE rising.
                 seq = max([row.sequence, *(m.sequence + 1 for m in earlier)])
                 renderer = runner.renderer_for(occ.series)
                 for lang in ("de", "en"):  # a template error stops us before anything is frozen
                     renderer.render(kind, occ, meeting, sequence=seq, now=now, language=lang)
-                mailing_id, _ = store.freeze_mailing(row.id, kind, seq, now)
+                mailing_id, _ = store.mailings.freeze(row.id, kind, seq, now)
                 announced = (
                     occ.announced_fingerprint()
                     if kind == "invitation" or row.announced is None
                     else row.announced
                 )
-                store.record_announcement(row.id, announced, seq, now)
-                mailing = store.get_mailing(mailing_id)
+                store.sessions.record_announcement(row.id, announced, seq, now)
+                mailing = store.mailings.get(mailing_id)
                 result = runner.deliver(mailing)
         finally:
             runner.transport.close()

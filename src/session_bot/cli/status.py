@@ -7,8 +7,8 @@ import re
 from typing import Any
 
 from session_bot import wiring
+from session_bot.adapters.db.advisory import instances, is_postgresql
 from session_bot.adapters.db.store import Store
-from session_bot.adapters.leadership import instances, is_postgresql
 from session_bot.app.runner import state_from_store
 from session_bot.core.changes import changed_fields
 from session_bot.core.plan import Plan
@@ -48,7 +48,7 @@ def orphaned_sessions(store: Store, plan: Plan, now: dt.datetime) -> list[str]:
     listed = {o.key for o in upcoming(now, plan, 400) if o.has_topic or o.cancelled}
     return [
         row.key
-        for row in store.all_sessions()
+        for row in store.sessions.all()
         if row.announced is not None
         and row.cancelled_at is None
         and row.date >= now.date().isoformat()
@@ -64,8 +64,8 @@ def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str
     skipped: list[dict[str, str]] = []
     for occ in upcoming(now, plan, 120):
         st = state.get(occ.key, SessionState())
-        row = store.get_session(occ.key)
-        mailings = store.mailings_of_session(row.id) if row else []
+        row = store.sessions.get(occ.key)
+        mailings = store.mailings.of_session(row.id) if row else []
         entry: dict[str, Any] = {
             "key": occ.key,
             "start": occ.start.isoformat(),
@@ -81,7 +81,7 @@ def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str
                     "sequence": m.sequence,
                     "frozen_at": m.created_at.isoformat(),
                     "finished": m.finished_at is not None,
-                    "deliveries": store.delivery_counts(m.id),
+                    "deliveries": store.mailings.delivery_counts(m.id),
                 }
                 for m in mailings
             ],
@@ -107,7 +107,7 @@ def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str
                 {"key": occ.key, "start": occ.start.isoformat(), "reason": occ.skip_reason}
             )
     nd = next_due(now, plan, state)
-    last = store.last_run()
+    last = store.runs.last()
     return {
         "now": now.isoformat(),
         "sessions": sessions,
@@ -121,9 +121,9 @@ def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str
         }
         if last
         else None,
-        "deliveries": store.delivery_counts(),
+        "deliveries": store.mailings.delivery_counts(),
         "subscribers": {
-            s: store.count_subscribers(s)
+            s: store.subscribers.count(s)
             for s in ("pending", "confirmed", "unsubscribed", "bounced")
         },
         "bounced": [
@@ -133,9 +133,9 @@ def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str
                 "bounced_at": b.bounced_at.isoformat() if b.bounced_at else None,
                 "last_response": b.last_response,
             }
-            for b in store.bounced_subscribers()
+            for b in store.subscribers.bounced()
         ],
-        "zoom_calls_today": store.zoom_calls_on(now.astimezone(dt.UTC).date()),
+        "zoom_calls_today": store.counters.zoom_calls_on(now.astimezone(dt.UTC).date()),
         "instances": daemon_instances(settings, store),
     }
 

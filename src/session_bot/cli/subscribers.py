@@ -199,7 +199,7 @@ def list_(
     """List subscribers: address, status, language, name."""
     with _env(env_file) as env:
         n = 0
-        for row in env.store.iter_subscribers(status or None):
+        for row in env.store.subscribers.iter(status or None):
             typer.echo(f"{row['email']}\t{row['status']}\t{row['language']}\t{row['name'] or ''}")
             n += 1
     typer.echo(f"{n} subscriber(s)", err=True)

@@ -31,7 +31,7 @@ def deliver_open_mailings(
     runner.worker = worker
     report = DeliveryReport()
     try:
-        for mailing in store.open_mailings():
+        for mailing in store.mailings.open():
             report.add(runner.deliver(mailing))
     finally:
         runner.transport.close()

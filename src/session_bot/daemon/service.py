@@ -40,7 +40,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -52,28 +52,22 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.exc import SQLAlchemyError
 
 from session_bot import wiring
 from session_bot.adapters.clock import system_clock
-from session_bot.adapters.db.deliveries import Claim
+from session_bot.adapters.db.advisory import Instance, instances, is_postgresql
+from session_bot.adapters.db.leadership import Election, Leadership
 from session_bot.adapters.db.store import Store
-from session_bot.adapters.leadership import (
-    RUN_REQUEST_KEY,
-    Election,
-    Instance,
-    Leadership,
-    RunRequest,
-    instances,
-    is_postgresql,
-)
 from session_bot.adapters.lock import FileLock
 from session_bot.adapters.mail import Transport
 from session_bot.adapters.zoom import ZoomClient
 from session_bot.app.alerts import Alerter, make_alerter
+from session_bot.app.ports import DeliveryLedger
+from session_bot.app.run_requests import RUN_REQUEST_KEY, RunRequest
 from session_bot.app.runner import Runner, RunReport, state_from_store
 from session_bot.core.errors import ConfigError, LockBusy, PlanError, SessionBotError, StoreError
 from session_bot.core.plan import Plan, load_plan
+from session_bot.core.records import Claim, DeliveryOutcome, RateWindows
 from session_bot.core.timeline import next_due
 from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.settings import Settings
@@ -126,26 +120,56 @@ class QuietServer(uvicorn.Server):
             await asyncio.sleep(1.0)
 
 
-class StopAwareStore(Store):
-    """The store, except that delivery claims come back empty once ``halted()`` says so
-    (shutdown has begun, or this instance lost the leadership).
+class HaltableDeliveries:
+    """A delivery ledger whose claims come back empty once ``halted()`` says so (shutdown has
+    begun, or this instance lost the leadership).
 
     The batch already claimed (in flight) is sent and recorded; every other row stays
     ``pending``, untouched, and the mailing open, so the next run (after the restart, or the
     new leader's) carries on where this one stopped.
     """
 
-    def __init__(self, url: str, halted: Callable[[], bool]) -> None:
-        super().__init__(url)
+    def __init__(self, ledger: DeliveryLedger, halted: Callable[[], bool]) -> None:
+        self._ledger = ledger
         self.halted = halted
 
-    def claim_deliveries(self, mailing_id: int, **kw: Any) -> Claim:
-        if not self.halted():
-            return super().claim_deliveries(mailing_id, **kw)
-        # Still record the outcomes of the batch that was in flight, but claim nothing new.
-        super().claim_deliveries(mailing_id, **{**kw, "limit": 0})
+    def claim(
+        self,
+        mailing_id: int,
+        *,
+        clock: Callable[[], dt.datetime],
+        worker: str,
+        limit: int,
+        after: int = 0,
+        resume_before: dt.datetime | None = None,
+        stale_after: dt.timedelta = dt.timedelta(minutes=15),
+        outcomes: Sequence[DeliveryOutcome] = (),
+        bounce_limit: int = 3,
+        rate: RateWindows = (),
+        inflight_bound: dt.timedelta = dt.timedelta(minutes=5),
+    ) -> Claim:
+        halted = self.halted()
+        claim = self._ledger.claim(
+            mailing_id,
+            clock=clock,
+            worker=worker,
+            # Still record the outcomes of the batch that was in flight, but claim nothing new.
+            limit=0 if halted else limit,
+            after=after,
+            resume_before=resume_before,
+            stale_after=stale_after,
+            outcomes=outcomes,
+            bounce_limit=bounce_limit,
+            rate=rate,
+            inflight_bound=inflight_bound,
+        )
+        if not halted:
+            return claim
         log.info("halted: the rest of mailing %s stays pending for the next run", mailing_id)
         return Claim(rows=[], wait_until=None)
+
+    def record_outcomes(self, outcomes: Sequence[DeliveryOutcome], bounce_limit: int = 3) -> None:
+        self._ledger.record_outcomes(outcomes, bounce_limit)
 
 
 def report_dict(report: RunReport) -> dict[str, Any]:
@@ -292,7 +316,8 @@ class Daemon:
             self._stack.callback(acquire_daemon_lock(settings, note).release)
         self.plan = load_plan(self.plan_file.path)
         self.plan_file.remember()
-        self.store = StopAwareStore(settings.resolved_database_url, self.halted)
+        self.store = Store(settings.resolved_database_url)
+        self.store.deliveries = HaltableDeliveries(self.store.deliveries, self.halted)
         self._stack.callback(self.store.close)
         self.store.ensure_schema()
         if self.sandbox_mode and self.shared:
@@ -674,13 +699,12 @@ class Daemon:
         me = self.instance
         request = RunRequest(trigger, f"{me.role} pid {me.pid} on {me.host}", self.clock())
         try:
-            self.store.kv_replace(RUN_REQUEST_KEY, request.encode())
-        except SQLAlchemyError as exc:
+            self.store.kv.replace(RUN_REQUEST_KEY, request.encode())
+        except StoreError as exc:
             log.error(
-                "run (%s) could not be requested (database: %s); the next scheduled run does "
-                "its work",
+                "run (%s) could not be requested (%s); the next scheduled run does its work",
                 trigger,
-                type(exc).__name__,
+                exc,
             )
             return {"ok": False, "error": "the database did not take the run request"}
         if self.leads:
@@ -710,8 +734,8 @@ class Daemon:
         ):
             return
         try:
-            pending = peek() if peek is not None else self.store.kv_get(RUN_REQUEST_KEY)
-        except SQLAlchemyError:
+            pending = peek() if peek is not None else self.store.kv.get(RUN_REQUEST_KEY)
+        except StoreError:
             return  # the next run, or the lock's next check, tries again
         if pending is None:
             return
@@ -734,7 +758,7 @@ class Daemon:
         Returns the trigger to run under: the request's own for a `requested` job, which gets
         None when an earlier run has answered its request already.
         """
-        raw = self.store.kv_take(RUN_REQUEST_KEY)
+        raw = self.store.kv.take(RUN_REQUEST_KEY)
         if raw is None:
             return None if trigger == REQUESTED else trigger
         request = RunRequest.decode(raw)

@@ -14,9 +14,8 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import SQLAlchemyError
 
-from session_bot.adapters.leadership import RUN_REQUEST_KEY, RunRequest
+from session_bot.app.run_requests import RUN_REQUEST_KEY, RunRequest
 from session_bot.app.runner import state_from_store
 from session_bot.core.errors import LockBusy, SessionBotError
 from session_bot.core.timeline import next_due
@@ -50,11 +49,11 @@ def health(ctx: WebContext, instance: Instance | None = None) -> tuple[int, dict
     (``instance``) which process answers: role, host, pid, since; a standby names the leader."""
     now = ctx.clock()
     try:
-        last = ctx.store.last_run()
-        requested = ctx.store.kv_get(RUN_REQUEST_KEY)
+        last = ctx.store.runs.last()
+        requested = ctx.store.kv.get(RUN_REQUEST_KEY)
         nd = next_due(now, ctx.plan(), state_from_store(ctx.store))
         me = instance() if instance is not None else None
-    except (SQLAlchemyError, SessionBotError) as exc:
+    except SessionBotError as exc:
         log.error("health check failed: %s", exc)
         return 503, {"ok": False, "role": ctx.role, "error": type(exc).__name__}
     body: dict[str, Any] = {

@@ -485,7 +485,7 @@ def unsubscribe_page(
     sid = subs.read_unsubscribe_token(ctx.secret_key, token) if _token_ok(token) else None
     if sid is None:
         return _invalid(ctx)
-    row = ctx.store.get_subscriber_by_id(sid)
+    row = ctx.store.subscribers.get_by_id(sid)
     ui = _lang(request, lang, row["language"] if row else None)
     if row is None or row["status"] in ("unsubscribed", "forgotten"):
         return _message(request, ctx, ui, "unsubscribed_title", "already_unsubscribed_body")
@@ -507,7 +507,7 @@ def unsubscribe_submit(
     if sid is None:
         return _invalid(ctx)
     result = subs.unsubscribe(ctx.store, sid, ctx.clock())
-    row = ctx.store.get_subscriber_by_id(sid)
+    row = ctx.store.subscribers.get_by_id(sid)
     ui = _lang(request, lang, row["language"] if row else None)
     log.info("unsubscribe of subscriber %s: %s", sid, result)
     body = "unsubscribed_body" if result == "unsubscribed" else "already_unsubscribed_body"

@@ -72,7 +72,7 @@ async def zoom_webhook(request: Request, ctx: Ctx, background: BackgroundTasks) 
             meeting_id = int((payload.get("object") or {})["id"])
         except (KeyError, TypeError, ValueError):
             return JSONResponse({"status": "ignored"})
-        key = ctx.store.flag_zoom_check(meeting_id, ctx.clock())
+        key = ctx.store.sessions.flag_zoom_check(meeting_id, ctx.clock())
         if key is None:
             # Not ours (another series, or already deleted by us): 200 so Zoom does not retry.
             return JSONResponse({"status": "ignored"})

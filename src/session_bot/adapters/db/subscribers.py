@@ -1,51 +1,23 @@
-"""Queries on subscribers (a mixin of ``Store``); the consent workflow lives in ``subscribers.py``."""
+"""The ``subscribers`` and ``forgotten`` tables; the consent workflow lives in ``app.subscriptions``."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (
-    Engine,
-    Integer,
-    Text,
-    and_,
-    cast,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from session_bot.adapters.db.schema import (
-    deliveries,
-    forgotten,
-    kv,
-    mailings,
-    sessions,
-    subscribers,
-)
+from session_bot.adapters.db.database import Database
+from session_bot.adapters.db.schema import deliveries, forgotten, mailings, subscribers
 from session_bot.core.errors import StoreError
+from session_bot.core.records import BouncedSubscriber, ImportedRow
 
 # IN (…) lists stay well below SQLite's and PostgreSQL's parameter limits.
 _CHUNK = 500
-_RATE_PREFIX = "rl:"
 # email_key of an erased subscriber's tombstone; contains no "@", so no address ever matches it.
 FORGOTTEN_KEY = "forgotten:"
-
-
-@dataclass(frozen=True)
-class ImportedRow:
-    """One validated row of an import, ready to insert."""
-
-    email: str
-    name: str | None
-    language: str
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -53,13 +25,29 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
         yield items[i : i + _CHUNK]
 
 
-class SubscriberQueries:
-    """Subscriber rows, the ``forgotten`` hashes and the subscribe rate-limit counters."""
+def _new_row(
+    email: str, name: str | None, language: str, status: str, now: dt.datetime, consent: Any
+) -> dict[str, Any]:
+    return {
+        "email": email,
+        "email_key": email.lower(),
+        "name": name,
+        "language": language,
+        "status": status,
+        "created_at": now,
+        "updated_at": now,
+        "hard_bounces": 0,
+        **consent,
+    }
 
-    engine: Engine
 
-    # --- single rows -------------------------------------------------------------------------
-    def add_subscriber(
+class SubscriberRepository:
+    """Subscriber rows and the hashes of erased addresses."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(
         self,
         email: str,
         *,
@@ -69,24 +57,13 @@ class SubscriberQueries:
         now: dt.datetime,
         **consent: Any,
     ) -> int:
-        with self.engine.begin() as c:
-            pk = c.execute(
-                insert(subscribers).values(
-                    email=email,
-                    email_key=email.lower(),
-                    name=name,
-                    language=language,
-                    status=status,
-                    created_at=now,
-                    updated_at=now,
-                    hard_bounces=0,
-                    **consent,
-                )
-            ).inserted_primary_key
+        values = _new_row(email, name, language, status, now, consent)
+        with self._db.begin() as c:
+            pk = c.execute(insert(subscribers).values(**values)).inserted_primary_key
         assert pk is not None
         return int(pk[0])
 
-    def try_add_subscriber(
+    def try_add(
         self,
         email: str,
         *,
@@ -96,36 +73,39 @@ class SubscriberQueries:
         now: dt.datetime,
         **consent: Any,
     ) -> int | None:
-        """Like ``add_subscriber``; None if the address is already there (a concurrent insert)."""
-        try:
-            return self.add_subscriber(
-                email, name=name, language=language, status=status, now=now, **consent
-            )
-        except IntegrityError:
-            return None
+        """Like ``add``; None if the address is already there (a concurrent insert)."""
+        values = _new_row(email, name, language, status, now, consent)
+        with self._db.begin() as c:
+            try:
+                with c.begin_nested():
+                    pk = c.execute(insert(subscribers).values(**values)).inserted_primary_key
+            except IntegrityError:
+                return None
+        assert pk is not None
+        return int(pk[0])
 
-    def get_subscriber(self, email: str) -> dict[str, Any] | None:
-        with self.engine.connect() as c:
+    def get(self, email: str) -> dict[str, Any] | None:
+        with self._db.connect() as c:
             r = c.execute(
                 select(subscribers).where(subscribers.c.email_key == email.lower())
             ).first()
         return dict(r._mapping) if r else None
 
-    def get_subscriber_by_id(self, subscriber_id: int) -> dict[str, Any] | None:
-        with self.engine.connect() as c:
+    def get_by_id(self, subscriber_id: int) -> dict[str, Any] | None:
+        with self._db.connect() as c:
             r = c.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
         return dict(r._mapping) if r else None
 
-    def count_subscribers(self, status: str | None = None) -> int:
+    def count(self, status: str | None = None) -> int:
         q = select(func.count()).select_from(subscribers)
         if status:
             q = q.where(subscribers.c.status == status)
         else:
             q = q.where(subscribers.c.status != "forgotten")
-        with self.engine.connect() as c:
+        with self._db.connect() as c:
             return int(c.execute(q).scalar_one())
 
-    def iter_subscribers(
+    def iter(
         self, statuses: Sequence[str] | None = None, batch: int = 500
     ) -> Iterator[dict[str, Any]]:
         """Subscribers (of ``statuses``, else all but erased ones) in id order, in keyset pages."""
@@ -136,7 +116,7 @@ class SubscriberQueries:
                 q = q.where(subscribers.c.status.in_(list(statuses)))
             else:
                 q = q.where(subscribers.c.status != "forgotten")
-            with self.engine.connect() as c:
+            with self._db.connect() as c:
                 rows = c.execute(q.order_by(subscribers.c.id).limit(batch)).all()
             if not rows:
                 return
@@ -144,7 +124,7 @@ class SubscriberQueries:
                 yield dict(r._mapping)
             last = rows[-1].id
 
-    def update_subscriber(
+    def update(
         self,
         subscriber_id: int,
         now: dt.datetime,
@@ -166,7 +146,7 @@ class SubscriberQueries:
                 conds.append(column.in_(want))
             else:
                 conds.append(column == want)
-        with self.engine.begin() as c:
+        with self._db.begin() as c:
             n = c.execute(
                 update(subscribers).where(and_(*conds)).values(updated_at=now, **values)
             ).rowcount
@@ -174,7 +154,7 @@ class SubscriberQueries:
 
     def claim_owner_notice(self, subscriber_id: int, now: dt.datetime, every: dt.timedelta) -> bool:
         """Record a notice to the address's owner unless one went out within ``every``."""
-        with self.engine.begin() as c:
+        with self._db.begin() as c:
             n = c.execute(
                 update(subscribers)
                 .where(
@@ -188,11 +168,10 @@ class SubscriberQueries:
             ).rowcount
         return bool(n)
 
-    # --- import ------------------------------------------------------------------------------
     def statuses_of(self, email_keys: Sequence[str]) -> dict[str, str]:
         """email_key → status for the keys that exist."""
         out: dict[str, str] = {}
-        with self.engine.connect() as c:
+        with self._db.connect() as c:
             for part in _chunks(email_keys):
                 q = select(subscribers.c.email_key, subscribers.c.status).where(
                     subscribers.c.email_key.in_(list(part))
@@ -200,7 +179,7 @@ class SubscriberQueries:
                 out.update({k: s for k, s in c.execute(q)})
         return out
 
-    def import_subscribers(
+    def import_rows(
         self,
         rows: Sequence[ImportedRow],
         *,
@@ -227,26 +206,26 @@ class SubscriberQueries:
         ]
         if not values:
             return 0
-        try:
-            with self.engine.begin() as c:
-                for i in range(0, len(values), _CHUNK):
-                    c.execute(insert(subscribers), values[i : i + _CHUNK])
-        except IntegrityError:
-            raise StoreError(
-                "the subscriber list changed while importing (an address in the file was added "
-                "meanwhile); nothing was imported. Run the import again."
-            ) from None
+        with self._db.begin() as c:
+            try:
+                with c.begin_nested():
+                    for i in range(0, len(values), _CHUNK):
+                        c.execute(insert(subscribers), values[i : i + _CHUNK])
+            except IntegrityError:
+                raise StoreError(
+                    "the subscriber list changed while importing (an address in the file was added "
+                    "meanwhile); nothing was imported. Run the import again."
+                ) from None
         return len(values)
 
-    # --- forgetting --------------------------------------------------------------------------
-    def forget_subscriber(self, email_key: str, email_hash: str, now: dt.datetime) -> bool:
+    def forget(self, email_key: str, email_hash: str, now: dt.datetime) -> bool:
         """Erase the subscriber's data and delivery rows; keep only ``email_hash``. False if unknown.
 
         The row stays as an empty tombstone (status ``forgotten``): SQLite hands a deleted
         highest id to the next insert, and the person's old unsubscribe link (which names the
         id) must never act on somebody else.
         """
-        with self.engine.begin() as c:
+        with self._db.begin() as c:
             sid = c.execute(
                 select(subscribers.c.id).where(subscribers.c.email_key == email_key)
             ).scalar()
@@ -286,7 +265,7 @@ class SubscriberQueries:
         return sid is not None
 
     def forgotten_at(self, email_hash: str) -> dt.datetime | None:
-        with self.engine.connect() as c:
+        with self._db.connect() as c:
             r: dt.datetime | None = c.execute(
                 select(forgotten.c.forgotten_at).where(forgotten.c.email_hash == email_hash)
             ).scalar()
@@ -294,7 +273,7 @@ class SubscriberQueries:
 
     def forgotten_among(self, hashes: Sequence[str]) -> set[str]:
         out: set[str] = set()
-        with self.engine.connect() as c:
+        with self._db.connect() as c:
             for part in _chunks(hashes):
                 q = select(forgotten.c.email_hash).where(forgotten.c.email_hash.in_(list(part)))
                 out.update(c.execute(q).scalars())
@@ -302,60 +281,29 @@ class SubscriberQueries:
 
     def unforget(self, email_hash: str) -> None:
         """The person gave consent anew (a confirmed web request): lift the block."""
-        with self.engine.begin() as c:
+        with self._db.begin() as c:
             c.execute(delete(forgotten).where(forgotten.c.email_hash == email_hash))
 
-    # --- late confirmations ------------------------------------------------------------------
-    def upcoming_invitation_mailings(self, now: dt.datetime) -> list[int]:
-        """The latest invitation mailing of every session still ahead and not cancelled."""
-        q = (
-            select(mailings.c.session_id, func.max(mailings.c.sequence))
-            .join(sessions, sessions.c.id == mailings.c.session_id)
-            .where(
-                mailings.c.kind == "invitation",
-                sessions.c.start_utc > now,
-                sessions.c.cancelled_at.is_(None),
-            )
-            .group_by(mailings.c.session_id)
+    def bounced(self) -> list[BouncedSubscriber]:
+        """Subscribers set aside after repeated hard bounces, with the last server answer."""
+        last_answer = (
+            select(deliveries.c.last_response)
+            .where(deliveries.c.subscriber_id == subscribers.c.id, deliveries.c.status == "failed")
+            .order_by(deliveries.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
         )
-        with self.engine.connect() as c:
-            latest = c.execute(q).all()
-            ids = [
-                c.execute(
-                    select(mailings.c.id).where(
-                        mailings.c.session_id == sid,
-                        mailings.c.kind == "invitation",
-                        mailings.c.sequence == seq,
-                    )
-                ).scalar_one()
-                for sid, seq in latest
-            ]
-        return sorted(ids)
-
-    # --- rate limits (kv rows "rl:…", keyed by a hash, never by the address or IP) -----------
-    def hit_rate_limit(self, key: str, now: dt.datetime, window: dt.timedelta, limit: int) -> bool:
-        """Count one hit in ``key``'s fixed window; True if this hit is within ``limit``."""
-        full = _RATE_PREFIX + key
-        with self.engine.begin() as c:
-            n = c.execute(
-                update(kv)
-                .where(kv.c.key == full, kv.c.expires_at > now)
-                .values(value=cast(cast(kv.c.value, Integer) + 1, Text))
-            ).rowcount
-            if not n:
-                # A new window: drop this key's expired counter and any other stale ones.
-                c.execute(
-                    delete(kv).where(kv.c.key.like(_RATE_PREFIX + "%"), kv.c.expires_at <= now)
+        with self._db.connect() as c:
+            rows = c.execute(
+                select(
+                    subscribers.c.email,
+                    subscribers.c.hard_bounces,
+                    subscribers.c.bounced_at,
+                    last_answer.label("last_response"),
                 )
-                try:
-                    with c.begin_nested():
-                        c.execute(insert(kv).values(key=full, value="1", expires_at=now + window))
-                except IntegrityError:
-                    # A concurrent request opened the window first: count in it.
-                    c.execute(
-                        update(kv)
-                        .where(kv.c.key == full)
-                        .values(value=cast(cast(kv.c.value, Integer) + 1, Text))
-                    )
-            count = int(c.execute(select(kv.c.value).where(kv.c.key == full)).scalar_one())
-        return count <= limit
+                .where(subscribers.c.status == "bounced")
+                .order_by(subscribers.c.bounced_at)
+            ).all()
+        return [
+            BouncedSubscriber(r.email, r.hard_bounces, r.bounced_at, r.last_response) for r in rows
+        ]

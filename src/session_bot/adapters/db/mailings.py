@@ -1,0 +1,227 @@
+"""Mailings: a mailing is frozen with its recipient list, one delivery row per recipient."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import func, insert, literal, select, type_coerce, update
+from sqlalchemy.exc import IntegrityError
+
+from session_bot.adapters.db.database import Database
+from session_bot.adapters.db.schema import UTCDateTime, deliveries, mailings, sessions, subscribers
+from session_bot.core.records import MailingRow
+
+
+def _mailing_select() -> Any:
+    return select(mailings, sessions.c.key.label("session_key")).join(
+        sessions, sessions.c.id == mailings.c.session_id
+    )
+
+
+def _mailing_row(r: Any) -> MailingRow:
+    return MailingRow(
+        id=r.id,
+        session_id=r.session_id,
+        session_key=r.session_key,
+        kind=r.kind,
+        sequence=r.sequence,
+        created_at=r.created_at,
+        recipients=r.recipients,
+        finished_at=r.finished_at,
+    )
+
+
+class MailingRepository:
+    """Freezing, reading and finishing mailings; their per-recipient log and counts."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def freeze(
+        self, session_id: int, kind: str, sequence: int, now: dt.datetime
+    ) -> tuple[int, bool]:
+        """Create the mailing and one pending delivery per confirmed subscriber, atomically.
+
+        Returns (mailing_id, created). An existing mailing is returned unchanged: freezing twice
+        never adds recipients or copies.
+        """
+        with self._db.begin() as c:
+            existing = c.execute(
+                select(mailings.c.id).where(
+                    mailings.c.session_id == session_id,
+                    mailings.c.kind == kind,
+                    mailings.c.sequence == sequence,
+                )
+            ).scalar()
+            if existing is not None:
+                return int(existing), False
+            inserted = c.execute(
+                insert(mailings).values(
+                    session_id=session_id,
+                    kind=kind,
+                    sequence=sequence,
+                    created_at=now,
+                    recipients=0,
+                )
+            ).inserted_primary_key
+            assert inserted is not None
+            mailing_id = inserted[0]
+            src = select(
+                literal(mailing_id),
+                subscribers.c.id,
+                subscribers.c.email,
+                literal("pending"),
+                literal(0),
+            ).where(subscribers.c.status == "confirmed")
+            c.execute(
+                insert(deliveries).from_select(
+                    ["mailing_id", "subscriber_id", "email", "status", "attempts"], src
+                )
+            )
+            # Counted, not taken from rowcount: psycopg reports -1 for INSERT … SELECT.
+            n = c.execute(
+                select(func.count())
+                .select_from(deliveries)
+                .where(deliveries.c.mailing_id == mailing_id)
+            ).scalar_one()
+            c.execute(update(mailings).where(mailings.c.id == mailing_id).values(recipients=n))
+        return int(mailing_id), True
+
+    def add_delivery(self, mailing_id: int, subscriber_id: int) -> bool:
+        """Add one recipient to a frozen mailing (late confirmation); False if already there."""
+        with self._db.begin() as c:
+            email = c.execute(
+                select(subscribers.c.email).where(subscribers.c.id == subscriber_id)
+            ).scalar_one()
+            try:
+                with c.begin_nested():
+                    c.execute(
+                        insert(deliveries).values(
+                            mailing_id=mailing_id,
+                            subscriber_id=subscriber_id,
+                            email=email,
+                            status="pending",
+                            attempts=0,
+                        )
+                    )
+            except IntegrityError:
+                return False
+            c.execute(
+                update(mailings)
+                .where(mailings.c.id == mailing_id)
+                .values(recipients=mailings.c.recipients + 1, finished_at=None)
+            )
+        return True
+
+    def open(self) -> list[MailingRow]:
+        with self._db.connect() as c:
+            rows = c.execute(
+                _mailing_select().where(mailings.c.finished_at.is_(None)).order_by(mailings.c.id)
+            ).all()
+        return [_mailing_row(r) for r in rows]
+
+    def get(self, mailing_id: int) -> MailingRow:
+        with self._db.connect() as c:
+            r = c.execute(_mailing_select().where(mailings.c.id == mailing_id)).one()
+        return _mailing_row(r)
+
+    def finish_if_done(self, mailing_id: int, now: dt.datetime) -> bool:
+        with self._db.begin() as c:
+            left = c.execute(
+                select(func.count())
+                .select_from(deliveries)
+                .where(
+                    deliveries.c.mailing_id == mailing_id,
+                    deliveries.c.status.in_(("pending", "sending")),
+                )
+            ).scalar_one()
+            if left:
+                return False
+            c.execute(
+                update(mailings)
+                .where(mailings.c.id == mailing_id, mailings.c.finished_at.is_(None))
+                .values(finished_at=now)
+            )
+        return True
+
+    def of_session(self, session_id: int) -> list[MailingRow]:
+        with self._db.connect() as c:
+            rows = c.execute(
+                _mailing_select().where(mailings.c.session_id == session_id).order_by(mailings.c.id)
+            ).all()
+        return [_mailing_row(r) for r in rows]
+
+    def upcoming_invitations(self, now: dt.datetime) -> list[int]:
+        """The latest invitation mailing of every session still ahead and not cancelled."""
+        q = (
+            select(mailings.c.session_id, func.max(mailings.c.sequence))
+            .join(sessions, sessions.c.id == mailings.c.session_id)
+            .where(
+                mailings.c.kind == "invitation",
+                sessions.c.start_utc > now,
+                sessions.c.cancelled_at.is_(None),
+            )
+            .group_by(mailings.c.session_id)
+        )
+        with self._db.connect() as c:
+            latest = c.execute(q).all()
+            ids = [
+                c.execute(
+                    select(mailings.c.id).where(
+                        mailings.c.session_id == sid,
+                        mailings.c.kind == "invitation",
+                        mailings.c.sequence == seq,
+                    )
+                ).scalar_one()
+                for sid, seq in latest
+            ]
+        return sorted(ids)
+
+    def set_details(self, mailing_id: int, details: dict[str, Any]) -> None:
+        with self._db.begin() as c:
+            c.execute(
+                update(mailings)
+                .where(mailings.c.id == mailing_id)
+                .values(details=json.dumps(details, ensure_ascii=False))
+            )
+
+    def details(self, mailing_id: int) -> dict[str, Any]:
+        with self._db.connect() as c:
+            raw = c.execute(select(mailings.c.details).where(mailings.c.id == mailing_id)).scalar()
+        return dict(json.loads(raw)) if raw else {}
+
+    def kinds_by_session(self) -> dict[str, dict[str, dt.datetime]]:
+        """session key → {kind: created_at of its latest mailing}."""
+        q = (
+            select(
+                sessions.c.key,
+                mailings.c.kind,
+                type_coerce(func.max(mailings.c.created_at), UTCDateTime),
+            )
+            .join(mailings, mailings.c.session_id == sessions.c.id)
+            .group_by(sessions.c.key, mailings.c.kind)
+        )
+        out: dict[str, dict[str, dt.datetime]] = {}
+        with self._db.connect() as c:
+            for key, kind, created in c.execute(q):
+                out.setdefault(key, {})[kind] = created
+        return out
+
+    def delivery_log(self, mailing_id: int) -> list[dict[str, Any]]:
+        """Who got what, when, with which server answer (one dict per delivery row)."""
+        with self._db.connect() as c:
+            rows = c.execute(
+                select(deliveries)
+                .where(deliveries.c.mailing_id == mailing_id)
+                .order_by(deliveries.c.id)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    def delivery_counts(self, mailing_id: int | None = None) -> dict[str, int]:
+        q = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+        if mailing_id is not None:
+            q = q.where(deliveries.c.mailing_id == mailing_id)
+        with self._db.connect() as c:
+            return {status: n for status, n in c.execute(q)}

@@ -1,0 +1,37 @@
+"""The ``runs`` table: each run's trigger, start, end and outcome."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from session_bot.adapters.db.database import Database
+from session_bot.adapters.db.schema import runs
+
+
+class RunRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def start(self, trigger: str, now: dt.datetime) -> int:
+        with self._db.begin() as c:
+            return int(
+                c.execute(
+                    insert(runs).values(trigger=trigger, started_at=now).returning(runs.c.id)
+                ).scalar_one()
+            )
+
+    def finish(self, run_id: int, now: dt.datetime, outcome: str, summary: str) -> None:
+        with self._db.begin() as c:
+            c.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(finished_at=now, outcome=outcome, summary=summary)
+            )
+
+    def last(self) -> dict[str, Any] | None:
+        with self._db.connect() as c:
+            r = c.execute(select(runs).order_by(runs.c.id.desc()).limit(1)).first()
+        return dict(r._mapping) if r else None
