@@ -62,7 +62,7 @@ from session_bot.adapters.lock import FileLock
 from session_bot.adapters.mail import Transport
 from session_bot.adapters.zoom import ZoomClient
 from session_bot.app.alerts import Alerter, make_alerter
-from session_bot.app.ports import DeliveryLedger
+from session_bot.app.ports.store import DeliveryLedger
 from session_bot.app.run_requests import RUN_REQUEST_KEY, RunRequest
 from session_bot.app.runner import Runner, RunReport, state_from_store
 from session_bot.core.errors import ConfigError, LockBusy, PlanError, SessionBotError, StoreError

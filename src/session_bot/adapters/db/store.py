@@ -20,7 +20,7 @@ from session_bot.adapters.db.mailings import MailingRepository
 from session_bot.adapters.db.runs import RunRepository
 from session_bot.adapters.db.sessions import SessionRepository
 from session_bot.adapters.db.subscribers import SubscriberRepository
-from session_bot.app import ports
+from session_bot.app.ports import store as ports
 from session_bot.core.errors import StoreError
 
 SCHEMA_LOCK_KEY = (0x5E55B07 << 32) | 3  # advisory lock key, distinct from leadership's keys
