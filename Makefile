@@ -30,14 +30,17 @@ browser:
 test: $(VENV)/.installed-dev browser
 	$(BIN)/pytest -q
 
+# Style, types, the import contracts of pyproject.toml and the size of modules and classes.
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy --strict src
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_sizes.py src
 
 format: $(VENV)/.installed-dev
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench scripts
+	$(BIN)/ruff check --fix src tests bench scripts
 
 bench: $(VENV)/.installed-dev
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
