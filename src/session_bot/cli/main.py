@@ -5,17 +5,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
+from session_bot.cli.common import (
+    EXAMPLE_NOW,
+    EnvFile,
+    PlanOpt,
+    clock_at,
+    fail,
+    load,
+    load_plan,
+    parse_now,
+    wait_for_run_lock,
+)
 from session_bot.core.errors import SessionBotError
-
-if TYPE_CHECKING:
-    from session_bot.core.plan import Plan
-    from session_bot.settings import Settings
 
 app = typer.Typer(
     help="Runs a recurring online expert-exchange series on Zoom: meetings, invitations, reminders.",
@@ -27,52 +33,7 @@ app = typer.Typer(
 DEMO_PLAN = Path("examples/willkommen.yaml")
 DEMO_SUBSCRIBERS = Path("examples/subscribers.csv")
 # The invitation moment of the 26 February 2025 session: 14 days before, 09:00 Berlin time.
-DEMO_NOW = "2025-02-12T09:00:00+01:00"
-SEED_MEETING = {"id": 66547677759, "password": "717531", "dial_in": "+496950500952"}
-SEED_JOIN_HOST = "bertelsmann-stiftung-de.zoom.us"
-
-EnvFile = Annotated[Path, typer.Option("--env-file", help="Settings file (python-dotenv format).")]
-PlanOpt = Annotated[
-    Path | None, typer.Option("--plan", help="Plan file (default: SESSION_BOT_PLAN).")
-]
-
-
-def _settings(env_file: Path, **overrides: Any) -> Settings:
-    from session_bot.logs import setup_logging
-    from session_bot.settings import load_settings
-
-    settings = load_settings(env_file if env_file.exists() else None, **overrides)
-    setup_logging(settings.log_format)
-    return settings
-
-
-def _plan(settings: Settings, path: Path | None) -> Plan:
-    from session_bot.core.plan import load_plan
-
-    return load_plan(path or settings.plan)
-
-
-def _parse_now(value: str | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not an ISO date-time like {DEMO_NOW}") from None
-    if moment.tzinfo is None:
-        raise typer.BadParameter("give a UTC offset, e.g. 2025-02-12T09:00:00+01:00")
-    return moment
-
-
-def _clock(now: dt.datetime | None) -> Callable[[], dt.datetime]:
-    from session_bot.adapters.clock import ShiftedClock, system_clock
-
-    return ShiftedClock(now) if now is not None else system_clock
-
-
-def _fail(err: SessionBotError) -> None:
-    typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(err.exit_code)
+DEMO_NOW = EXAMPLE_NOW
 
 
 @app.command()
@@ -90,12 +51,10 @@ def demo(
     from session_bot.cli.demo import run_demo
 
     try:
-        settings = _settings(env_file)
-        run_demo(
-            settings, plan, subscribers, _parse_now(now) or dt.datetime.fromisoformat(DEMO_NOW)
-        )
+        settings = load(env_file)
+        run_demo(settings, plan, subscribers, parse_now(now) or dt.datetime.fromisoformat(DEMO_NOW))
     except SessionBotError as err:
-        _fail(err)
+        fail(err)
 
 
 @app.command()
@@ -111,9 +70,9 @@ def run(
     from session_bot import wiring
 
     try:
-        settings = _settings(env_file)
-        the_plan = _plan(settings, plan)
-        clock = _clock(_parse_now(now))
+        settings = load(env_file)
+        the_plan = load_plan(settings, plan)
+        clock = clock_at(parse_now(now))
         store = wiring.open_store(settings)
         if dry_run:
             # Read-only: no Zoom client, no transport, nothing written.
@@ -129,7 +88,6 @@ def run(
                 typer.echo(line)
             return
         from session_bot.app.alerts import make_alerter
-        from session_bot.cli.serve import wait_for_run_lock
 
         zoom = wiring.make_zoom(settings, store, clock)
         runner = wiring.build_runner(
@@ -143,7 +101,7 @@ def run(
         if report.delivery.permanent:
             raise typer.Exit(1)
     except SessionBotError as err:
-        _fail(err)
+        fail(err)
 
 
 @app.command()
@@ -156,18 +114,18 @@ def deliver(
     from session_bot.cli.workers import deliver_open_mailings, run_workers, worker_name
 
     try:
-        settings = _settings(env_file)
+        settings = load(env_file)
         plan_path = plan or settings.plan
         if workers > 1:
             raise typer.Exit(run_workers(workers, plan_path, env_file, typer.echo))
         report = deliver_open_mailings(
-            settings, _plan(settings, plan_path), worker_name(), progress=sys.stderr.isatty()
+            settings, load_plan(settings, plan_path), worker_name(), progress=sys.stderr.isatty()
         )
         typer.echo(report.summary())
         if report.permanent:
             raise typer.Exit(1)
     except SessionBotError as err:
-        _fail(err)
+        fail(err)
 
 
 @app.command()
@@ -187,14 +145,14 @@ def preview(
     from session_bot.cli.preview import open_preview, render_preview
 
     try:
-        settings = _settings(env_file)
-        out = render_preview(settings, _plan(settings, plan), date, format, kind)
+        settings = load(env_file)
+        out = render_preview(settings, load_plan(settings, plan), date, format, kind)
         if open_:
             typer.echo(f"opened {open_preview(settings, out, format, date)}")
             return
         sys.stdout.buffer.write(out)
     except SessionBotError as err:
-        _fail(err)
+        fail(err)
 
 
 @app.command()
@@ -208,14 +166,14 @@ def status(
     from session_bot.cli.status import collect_status, format_status
 
     try:
-        settings = _settings(env_file)
-        moment = _parse_now(now) or _clock(None)()
-        data = collect_status(settings, _plan(settings, plan), moment)
+        settings = load(env_file)
+        moment = parse_now(now) or clock_at(None)()
+        data = collect_status(settings, load_plan(settings, plan), moment)
         typer.echo(
             json.dumps(data, indent=2, ensure_ascii=False) if as_json else format_status(data)
         )
     except SessionBotError as err:
-        _fail(err)
+        fail(err)
 
 
 @app.command()
@@ -224,10 +182,10 @@ def check(plan: PlanOpt = None, env_file: EnvFile = Path(".env")) -> None:
     from session_bot.cli.checks import run_checks
 
     try:
-        settings = _settings(env_file)
+        settings = load(env_file)
         ok = run_checks(settings, plan, echo=typer.echo)
     except SessionBotError as err:
-        _fail(err)
+        fail(err)
     if not ok:
         raise typer.Exit(2)
 
@@ -241,7 +199,7 @@ def sandbox(
     """Serve the bundled Zoom sandbox (OAuth at /oauth/token, API under /v2)."""
     from session_bot.sandbox.zoom import run_sandbox
 
-    settings = _settings(env_file)
+    settings = load(env_file)
     run_sandbox(port=port, state_file=settings.var_dir / "zoom-sandbox.json", join_host=join_host)
 
 
@@ -265,13 +223,13 @@ def db_upgrade(env_file: EnvFile = Path(".env")) -> None:
     from session_bot.adapters.db.store import Store
 
     try:
-        settings = _settings(env_file)
+        settings = load(env_file)
         store = Store(settings.resolved_database_url)
         before, head = store.schema_revision()
         store.upgrade()
         typer.echo(f"database schema: {before or 'empty'} -> {head}")
     except SessionBotError as err:
-        _fail(err)
+        fail(err)
 
 
 @db_app.command("status")
@@ -280,13 +238,13 @@ def db_status(env_file: EnvFile = Path(".env")) -> None:
     from session_bot.adapters.db.store import Store
 
     try:
-        settings = _settings(env_file)
+        settings = load(env_file)
         current, head = Store(settings.resolved_database_url).schema_revision()
         typer.echo(f"database: {current or 'empty'}; this version needs: {head}")
         if current != head:
             raise typer.Exit(1)
     except SessionBotError as err:
-        _fail(err)
+        fail(err)
 
 
 def main() -> None:

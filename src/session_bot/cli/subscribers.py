@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from session_bot.cli.common import EnvFile, fail, load
 from session_bot.core.errors import SessionBotError
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ subscribers_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-EnvFile = Annotated[Path, typer.Option("--env-file", help="Settings file (python-dotenv format).")]
 By = Annotated[
     str | None,
     typer.Option("--by", help="Who adds/imports (kept as consent proof); default: login name."),
@@ -48,20 +48,16 @@ class _Env:
 @contextmanager
 def _env(env_file: Path) -> Iterator[_Env]:
     from session_bot import wiring
-    from session_bot.logs import setup_logging
-    from session_bot.settings import load_settings
 
     try:
-        settings = load_settings(env_file if env_file.exists() else None)
-        setup_logging(settings.log_format)
+        settings = load(env_file)
         store = wiring.open_store(settings)
         try:
             yield _Env(settings, store, wiring.secret_key(settings))
         finally:
             store.close()
     except SessionBotError as err:
-        typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(err.exit_code) from None
+        fail(err)
 
 
 def _who(by: str | None) -> str:
