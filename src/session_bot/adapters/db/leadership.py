@@ -55,7 +55,7 @@ from session_bot.adapters.db.advisory import (
 from session_bot.adapters.db.schema import kv
 from session_bot.app.run_requests import RUN_REQUEST_KEY
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("session_bot.leader")  # the component name admins filter by
 
 
 class Election:
