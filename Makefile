@@ -27,8 +27,11 @@ demo: $(VENV)/.installed
 browser:
 	@scripts/ensure-chromium.sh
 
+# Most tests wait on real servers (SMTP, Zoom sandbox, PostgreSQL, subprocesses), so more
+# workers than cores pays: 4 on this 2-core machine. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 4
 test: $(VENV)/.installed-dev browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 # Style, types, the import contracts of pyproject.toml and the size of modules and classes.
 lint: $(VENV)/.installed-dev
