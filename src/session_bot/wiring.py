@@ -16,12 +16,13 @@ from session_bot.adapters.db.advisory import AdvisoryLock, is_postgresql
 from session_bot.adapters.db.store import Store, StoreTokenCache
 from session_bot.adapters.lock import FileLock, RunLock
 from session_bot.adapters.mail import MaildirTransport, SmtpTransport, Transport
-from session_bot.adapters.render.invitations import DkimConfig, MailConfig, Recipient, Renderer
+from session_bot.adapters.render.invitations import DkimConfig, MailConfig, Renderer
 from session_bot.adapters.zoom import ZoomClient
 from session_bot.app.delivery import RateLimits
 from session_bot.app.runner import Runner
 from session_bot.core.errors import ConfigError
 from session_bot.core.plan import Plan, Series
+from session_bot.core.recipient import Recipient
 from session_bot.core.records import DeliveryRow, MailingRow
 from session_bot.core.tokens import make_token
 from session_bot.settings import Settings

@@ -1,72 +1,44 @@
 """Performs the actions the timeline says are due, recording intent before and outcome after.
 
-Every trigger (daemon schedule, `session-bot run`, POST /admin/run, the demo) calls ``Runner.run``.
+Every trigger (daemon schedule, `session-bot run`, POST /admin/run, the demo) calls ``Runner.run``:
+plan → due actions → perform each. ``MeetingKeeper`` (``app.meetings``) keeps each session's Zoom
+meeting, ``MailingDesk`` (``app.mailings``) renders, freezes and delivers its mailings.
+`session-bot send` calls ``Runner.send``, `session-bot deliver` ``Runner.deliver``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from session_bot.adapters.db.store import Store
-from session_bot.adapters.zoom import LostCreateAnswer, Meeting, MeetingRequest, ZoomClient, marker
-from session_bot.app.delivery import DeliveryReport, RateLimits, deliver_mailing
-from session_bot.core.changes import changed_fields, describe
-from session_bot.core.errors import PlanError, ZoomNotFound
-from session_bot.core.plan import Occurrence, Plan, Series
-from session_bot.core.records import DeliveryRow, MailingRow, SessionRow
+from session_bot.app.delivery import DeliveryReport, RateLimits
+from session_bot.app.mailings import DeliveryOptions, MailingDesk, RecipientFor, Sent
+from session_bot.app.meetings import MeetingKeeper, meeting_request
+from session_bot.app.ports.render import RendererFor
+from session_bot.app.ports.store import Store
+from session_bot.app.ports.zoom import ZoomMeetings
+from session_bot.app.run_report import RunReport
+from session_bot.core.changes import changed_fields
+from session_bot.core.clock import Clock
+from session_bot.core.errors import PlanError
+from session_bot.core.meeting import Meeting
+from session_bot.core.plan import Occurrence, Plan, find_occurrence
+from session_bot.core.records import MailingRow, SessionRow
 from session_bot.core.timeline import Action, SessionState, due_actions
 
 if TYPE_CHECKING:
+    # The transport's protocol moves to session_bot.app.ports.mail.
     from session_bot.adapters.mail import Transport
-    from session_bot.adapters.render.invitations import RenderedMailing, Renderer
 
-log = logging.getLogger(__name__)
+# ``meeting_request`` is re-exported for the tests that create meetings the way the runner does.
+__all__ = ["RunReport", "Runner", "meeting_request", "state_from_store"]
 
-LANGUAGES = ("de", "en")
+log = logging.getLogger("session_bot.runner")
 
-Clock = Callable[[], dt.datetime]
-
-
-@dataclass
-class RunReport:
-    trigger: str
-    started_at: dt.datetime
-    planned: list[str] = field(default_factory=list)
-    done: list[str] = field(default_factory=list)
-    held: list[str] = field(default_factory=list)
-    meetings_created: int = 0
-    meetings_adopted: int = 0
-    mailings_frozen: int = 0
-    delivery: DeliveryReport = field(default_factory=DeliveryReport)
-    dry_run: bool = False
-
-    @property
-    def nothing_to_do(self) -> bool:
-        return not self.planned and not (self.delivery.sent or self.delivery.temporary)
-
-    def summary(self) -> str:
-        if self.dry_run:
-            return "dry run: " + ("; ".join(self.planned) if self.planned else "nothing due")
-        parts = [
-            f"{len(self.done)} action(s)",
-            f"{self.meetings_created} meeting(s) created",
-            f"{self.meetings_adopted} adopted",
-            f"{self.mailings_frozen} mailing(s) frozen",
-            f"{self.delivery.sent} message(s) sent",
-        ]
-        if self.delivery.temporary:
-            parts.append(f"{self.delivery.temporary} to retry")
-        if self.delivery.permanent:
-            parts.append(f"{self.delivery.permanent} failed")
-        if self.held:
-            parts.append(f"{len(self.held)} held")
-        return ", ".join(parts)
+Step = Callable[[Occurrence, SessionRow, RunReport], None]
 
 
 def state_from_store(store: Store) -> dict[str, SessionState]:
@@ -82,34 +54,6 @@ def state_from_store(store: Store) -> dict[str, SessionState]:
     }
 
 
-def _differs(live: Meeting, want: MeetingRequest) -> bool:
-    return (
-        live.start_time.astimezone(dt.UTC) != want.start.astimezone(dt.UTC)
-        or live.duration != want.duration
-        or live.topic != want.topic
-    )
-
-
-def meeting_request(occ: Occurrence) -> MeetingRequest:
-    content = occ.content
-    speakers = "; ".join(
-        ", ".join(p for p in (s.name, s.role, s.organisation) if p)
-        for s in (content.speakers if content else ())
-    )
-    agenda = f"{marker(occ.series.id, occ.date)} {content.topic_one_line if content else ''}"
-    if speakers:
-        agenda += f"\nImpulse: {speakers}"
-    topic = f"{occ.series.title} – {content.topic_one_line}" if content else occ.series.title
-    return MeetingRequest(
-        topic=topic[:200],
-        agenda=agenda[:2000],
-        start=occ.start,
-        duration=occ.duration,
-        timezone=occ.series.timezone,
-        alternative_hosts=occ.series.alternative_hosts,
-    )
-
-
 class Runner:
     """The reconcile loop's one implementation."""
 
@@ -118,12 +62,12 @@ class Runner:
         *,
         plan: Plan,
         store: Store,
-        zoom: ZoomClient | None,
-        renderer_for: Callable[[Series], Renderer],
+        zoom: ZoomMeetings | None,
+        renderer_for: RendererFor,
         transport: Transport,
         clock: Clock,
         sender: str,
-        recipient_for: Callable[[DeliveryRow, MailingRow], object],
+        recipient_for: RecipientFor,
         message_id_domain: str,
         on_hold: Callable[[Occurrence, dt.datetime], None] | None = None,
         on_alert: Callable[[str, str], None] | None = None,
@@ -135,13 +79,10 @@ class Runner:
     ) -> None:
         self.plan = plan
         self.store = store
-        self.zoom = zoom
-        self.renderer_for = renderer_for
+        self.zoom = zoom  # None: a delivery-only runner (`session-bot deliver`)
         self.transport = transport
         self.clock = clock
-        self.sender = sender
-        self.recipient_for = recipient_for
-        self.message_id_domain = message_id_domain
+        # Hooks and delivery options are read at each use: the daemon sets them after building.
         self.on_hold = on_hold
         self.on_alert = on_alert
         self.worker = worker
@@ -149,12 +90,24 @@ class Runner:
         self.rate = rate
         self.progress = progress
         self.stop = stop
-        self._rendered: dict[int, dict[str, RenderedMailing]] = {}
-
-    def _zoom(self) -> ZoomClient:
-        if self.zoom is None:  # a delivery-only runner (`session-bot deliver`) never needs Zoom
-            raise RuntimeError("this runner was built without a Zoom client")
-        return self.zoom
+        self._meetings = MeetingKeeper(store, zoom, clock, self._alert)
+        self._mailings = MailingDesk(
+            store=store,
+            renderer_for=renderer_for,
+            transport=transport,
+            clock=clock,
+            sender=sender,
+            recipient_for=recipient_for,
+            message_id_domain=message_id_domain,
+            occurrence_for=self.occurrence_for,
+        )
+        self._steps: dict[str, Step] = {
+            "meeting": self._meeting,
+            "invitation": self._invitation,
+            "reminder": self._reminder,
+            "update": self._update,
+            "cancellation": self._cancellation,
+        }
 
     # --- the loop ----------------------------------------------------------------------------
     def plan_actions(self, now: dt.datetime) -> list[Action]:
@@ -165,9 +118,11 @@ class Runner:
         report = RunReport(trigger=trigger, started_at=now, dry_run=dry_run)
         actions = self.plan_actions(now)
         report.planned = [a.describe() for a in actions]
-        pending = [m for m in self.store.mailings.open()]
         if dry_run:
-            report.planned += [f"resume mailing {m.id} ({m.kind} {m.session_key})" for m in pending]
+            report.planned += [
+                f"resume mailing {m.id} ({m.kind} {m.session_key})"
+                for m in self.store.mailings.open()
+            ]
             return report
         run_id = self.store.runs.start(trigger, now)
         outcome = "error"
@@ -185,109 +140,64 @@ class Runner:
         log.info("run finished: %s", report.summary())
         return report
 
+    def send(self, occ: Occurrence, kind: str) -> Sent:
+        """A deliberate send of ``kind`` to every subscriber, now, as a new mailing; the session's
+        meeting is created first if it has none yet."""
+        now = self.clock()
+        row = self._session_row(occ, now)
+        meeting = self.ensure_meeting(occ, row, RunReport(trigger="send", started_at=now))
+        return self._mailings.send(occ, row, kind, meeting, now, self._delivery_options())
+
+    def deliver(self, mailing: MailingRow) -> DeliveryReport:
+        return self._mailings.deliver(mailing, self._delivery_options())
+
     def _perform(self, action: Action, report: RunReport) -> None:
         occ = action.occurrence
         now = self.clock()
-        row = self.store.sessions.ensure(
-            occ.key, occ.series.id, occ.date.isoformat(), occ.start, occ.duration, now
-        )
+        row = self._session_row(occ, now)
         if action.kind == "hold":
             report.held.append(f"{occ.key}: {action.note}")
             if self.on_hold is not None:
                 self.on_hold(occ, now)
             return
-        if action.kind == "meeting":
-            self.ensure_meeting(occ, row, report)
-            return
-        if action.kind == "invitation":
-            meeting = self.ensure_meeting(occ, row, report)
-            self._freeze(occ, row, "invitation", row.sequence, meeting, report, announce=True)
-            return
-        if action.kind == "reminder":
-            meeting = self.ensure_meeting(occ, row, report)
-            meeting, join_changed = self.reconcile_zoom(occ, self._reload(row), meeting, report)
-            row = self._reload(row)
-            if join_changed:
-                # The join details subscribers hold are wrong: an update first, then the reminder.
-                self._freeze(
-                    occ, row, "update", row.sequence + 1, meeting, report, fields=["join"],
-                    announce=True,
-                )  # fmt: skip
-                row = self._reload(row)
-            self._freeze(occ, row, "reminder", row.sequence, meeting, report)
-            return
-        if action.kind == "update":
-            meeting = self.ensure_meeting(occ, row, report)
-            meeting, join_changed = self.reconcile_zoom(occ, self._reload(row), meeting, report)
-            row = self._reload(row)
-            fields = changed_fields(row.announced, occ) + (["join"] if join_changed else [])
-            self._freeze(
-                occ, row, "update", row.sequence + 1, meeting, report, fields=fields, announce=True
-            )
-            return
-        if action.kind == "cancellation":
-            self._cancel(occ, row, report)
-            return
-        raise NotImplementedError(f"action {action.kind} is not supported yet")
+        step = self._steps.get(action.kind)
+        if step is None:
+            raise NotImplementedError(f"action {action.kind} is not supported yet")
+        step(occ, row, report)
 
-    # --- Zoom --------------------------------------------------------------------------------
-    def ensure_meeting(
-        self, occ: Occurrence, row: SessionRow, report: RunReport, *, adopt: bool = True
-    ) -> Meeting:
-        """The session's meeting: stored, adopted after a crash, or created — never two."""
-        if row.meeting_id is not None and row.meeting_json is not None:
-            return Meeting.from_json(row.meeting_json)
-        tag = marker(occ.series.id, occ.date)
-        if adopt and row.meeting_intent_at is not None:
-            adopted = self._adopt(tag, row)
-            if adopted is not None:
-                report.meetings_adopted += 1
-                return adopted
-        self.store.sessions.record_meeting_intent(row.id, self.clock())
-        try:
-            meeting = self._zoom().create_meeting(meeting_request(occ))
-        except LostCreateAnswer:
-            log.warning("create answer lost for %s; looking for the meeting by its marker", occ.key)
-            adopted = self._adopt(tag, row)
-            if adopted is None:
-                raise
-            report.meetings_adopted += 1
-            return adopted
-        self.store.sessions.record_meeting(row.id, meeting.to_json(), self.clock())
-        report.meetings_created += 1
-        log.info("meeting %s created for %s", meeting.display_id, occ.key)
-        return meeting
+    # --- the actions -------------------------------------------------------------------------
+    def _meeting(self, occ: Occurrence, row: SessionRow, report: RunReport) -> None:
+        self.ensure_meeting(occ, row, report)
 
-    def reconcile_zoom(
-        self, occ: Occurrence, row: SessionRow, meeting: Meeting, report: RunReport
-    ) -> tuple[Meeting, bool]:
-        """Read the meeting back and make Zoom follow the plan; (meeting, join details changed)."""
-        want = meeting_request(occ)
-        try:
-            live = self._zoom().get_meeting(meeting.id)
-        except ZoomNotFound:
-            self._alert(
-                f"Zoom-Meeting für {occ.key} wurde in Zoom gelöscht",
-                f"The Zoom meeting {meeting.display_id} of the session {occ.key} no longer exists "
-                "in Zoom. session-bot created a new one as the plan says and informs subscribers "
-                "of the new join details.",
+    def _invitation(self, occ: Occurrence, row: SessionRow, report: RunReport) -> None:
+        meeting = self.ensure_meeting(occ, row, report)
+        self._mailings.freeze(occ, row, "invitation", row.sequence, meeting, report, announce=True)
+
+    def _reminder(self, occ: Occurrence, row: SessionRow, report: RunReport) -> None:
+        meeting, join_changed, row = self._read_back(occ, row, report)
+        if join_changed:
+            # The join details subscribers hold are wrong: an update first, then the reminder.
+            self._announce_join(occ, row, meeting, report)
+            row = self._reload(row)
+        self._mailings.freeze(occ, row, "reminder", row.sequence, meeting, report)
+
+    def _update(self, occ: Occurrence, row: SessionRow, report: RunReport) -> None:
+        meeting, join_changed, row = self._read_back(occ, row, report)
+        fields = changed_fields(row.announced, occ) + (["join"] if join_changed else [])
+        self._mailings.freeze(
+            occ, row, "update", row.sequence + 1, meeting, report, fields=fields, announce=True
+        )
+
+    def _cancellation(self, occ: Occurrence, row: SessionRow, report: RunReport) -> None:
+        if row.meeting_id is not None:
+            self._meetings.delete(row.meeting_id)
+        if self._mailings.invited(row):
+            self._mailings.freeze(
+                occ, row, "cancellation", row.sequence + 1, None, report, announce=True
             )
-            self.store.sessions.clear_meeting(row.id, self.clock())
-            fresh = self.ensure_meeting(occ, self._reload(row), report, adopt=False)
-            self.store.sessions.clear_zoom_check(row.id)
-            return fresh, True
-        if _differs(live, want):
-            log.warning("meeting %s drifted from the plan in Zoom; restoring", live.display_id)
-            live = self._zoom().update_meeting(live.id, want)
-            self._alert(
-                f"Zoom-Meeting für {occ.key} wurde in Zoom geändert",
-                f"The Zoom meeting {live.display_id} of {occ.key} differed from the plan "
-                "(time, length or topic). session-bot restored what the plan says.",
-            )
-        joined = (live.join_url, live.password) != (meeting.join_url, meeting.password)
-        self.store.sessions.record_meeting(row.id, live.to_json(), self.clock())
-        self.store.sessions.clear_zoom_check(row.id)
-        return live, joined
+        now = self.clock()
+        self.store.sessions.clear_meeting(row.id, now)
+        self.store.sessions.mark_cancelled(row.id, now)
 
     def _recheck_flagged(self, report: RunReport) -> None:
         """Sessions whose meeting Zoom told us about (webhook): read back, restore, inform."""
@@ -295,42 +205,62 @@ class Runner:
             row = self.store.sessions.get(key)
             if row is None:
                 continue
-            try:
-                occ = self.occurrence_for(key)
-            except PlanError:
-                occ = None
-            if (
-                occ is None
-                or occ.cancelled
-                or row.meeting_json is None
-                or occ.start <= self.clock()
-            ):
+            occ = self._still_ahead(key)
+            if occ is None or row.meeting_json is None:
                 self.store.sessions.clear_zoom_check(row.id)
                 continue
-            meeting, join_changed = self.reconcile_zoom(
-                occ, row, Meeting.from_json(row.meeting_json), report
-            )
-            invited = self._invited(row)
-            if join_changed and invited:
-                row = self._reload(row)
-                self._freeze(
-                    occ, row, "update", row.sequence + 1, meeting, report, fields=["join"],
-                    announce=True,
-                )  # fmt: skip
+            stored = Meeting.from_json(row.meeting_json)
+            meeting, join_changed = self.reconcile_zoom(occ, row, stored, report)
+            if join_changed and self._mailings.invited(row):
+                self._announce_join(occ, self._reload(row), meeting, report)
             report.done.append(f"zoom re-check for {key}")
 
-    def _cancel(self, occ: Occurrence, row: SessionRow, report: RunReport) -> None:
-        if row.meeting_id is not None:
-            with contextlib.suppress(ZoomNotFound):  # already gone: what we wanted
-                self._zoom().delete_meeting(row.meeting_id)
-        if self._invited(row):
-            self._freeze(occ, row, "cancellation", row.sequence + 1, None, report, announce=True)
-        now = self.clock()
-        self.store.sessions.clear_meeting(row.id, now)
-        self.store.sessions.mark_cancelled(row.id, now)
+    # --- Zoom --------------------------------------------------------------------------------
+    def ensure_meeting(
+        self, occ: Occurrence, row: SessionRow, report: RunReport, *, adopt: bool = True
+    ) -> Meeting:
+        """The session's meeting: stored, adopted after a crash, or created — never two."""
+        return self._meetings.ensure(occ, row, report, adopt=adopt)
 
-    def _invited(self, row: SessionRow) -> bool:
-        return any(m.kind == "invitation" for m in self.store.mailings.of_session(row.id))
+    def reconcile_zoom(
+        self, occ: Occurrence, row: SessionRow, meeting: Meeting, report: RunReport
+    ) -> tuple[Meeting, bool]:
+        """Read the meeting back and make Zoom follow the plan; (meeting, join details changed)."""
+        return self._meetings.reconcile(occ, row, meeting, report)
+
+    # --- helpers -----------------------------------------------------------------------------
+    def occurrence_for(self, session_key: str) -> Occurrence:
+        series_id, _, day = session_key.partition("/")
+        return find_occurrence(self.plan, dt.date.fromisoformat(day), series_id)
+
+    def _still_ahead(self, key: str) -> Occurrence | None:
+        """The session of ``key`` if the plan still holds it, uncancelled and not yet begun."""
+        try:
+            occ = self.occurrence_for(key)
+        except PlanError:
+            return None
+        return None if occ.cancelled or occ.start <= self.clock() else occ
+
+    def _read_back(
+        self, occ: Occurrence, row: SessionRow, report: RunReport
+    ) -> tuple[Meeting, bool, SessionRow]:
+        """The meeting as Zoom has it, restored to the plan; whether its join details changed;
+        and the session row as it is afterwards."""
+        meeting = self.ensure_meeting(occ, row, report)
+        meeting, join_changed = self.reconcile_zoom(occ, self._reload(row), meeting, report)
+        return meeting, join_changed, self._reload(row)
+
+    def _announce_join(
+        self, occ: Occurrence, row: SessionRow, meeting: Meeting, report: RunReport
+    ) -> None:
+        self._mailings.freeze(
+            occ, row, "update", row.sequence + 1, meeting, report, fields=["join"], announce=True
+        )
+
+    def _session_row(self, occ: Occurrence, now: dt.datetime) -> SessionRow:
+        return self.store.sessions.ensure(
+            occ.key, occ.series.id, occ.date.isoformat(), occ.start, occ.duration, now
+        )
 
     def _reload(self, row: SessionRow) -> SessionRow:
         fresh = self.store.sessions.get(row.key)
@@ -342,116 +272,5 @@ class Runner:
         if self.on_alert is not None:
             self.on_alert(subject, body)
 
-    def _adopt(self, tag: str, row: SessionRow) -> Meeting | None:
-        found = self._zoom().find_by_marker(tag)
-        if found is None:
-            return None
-        try:
-            meeting = self._zoom().get_meeting(found.id)
-        except ZoomNotFound:
-            return None
-        self.store.sessions.record_meeting(row.id, meeting.to_json(), self.clock())
-        log.info("adopted meeting %s for %s", meeting.display_id, row.key)
-        return meeting
-
-    # --- mail --------------------------------------------------------------------------------
-    def occurrence_for(self, session_key: str) -> Occurrence:
-        from session_bot.core.plan import find_occurrence
-
-        series_id, _, day = session_key.partition("/")
-        return find_occurrence(self.plan, dt.date.fromisoformat(day), series_id)
-
-    def _freeze(
-        self,
-        occ: Occurrence,
-        row: SessionRow,
-        kind: str,
-        sequence: int,
-        meeting: Meeting | None,
-        report: RunReport,
-        *,
-        fields: list[str] | None = None,
-        announce: bool = False,
-    ) -> None:
-        """Render (every language, so a template error stops us first), then freeze the mailing."""
-        now = self.clock()
-        details: dict[str, Any] = {}
-        if fields:
-            details["changes"] = {lang: describe(fields, occ, lang) for lang in LANGUAGES}
-        # The cancellation's reason comes from the plan, in each recipient's language.
-        rendered = self._render_all(kind, occ, meeting, sequence, now, details)
-        mailing_id, created = self.store.mailings.freeze(row.id, kind, sequence, now)
-        if created:
-            # The same run delivers it next: keep the rendering instead of doing it twice.
-            self._rendered[mailing_id] = rendered
-        if created and details:
-            self.store.mailings.set_details(mailing_id, details)
-        if announce:
-            self.store.sessions.record_announcement(
-                row.id, occ.announced_fingerprint(), sequence, now
-            )
-        report.mailings_frozen += int(created)
-
-    def _render_all(
-        self,
-        kind: str,
-        occ: Occurrence,
-        meeting: Meeting | None,
-        sequence: int,
-        now: dt.datetime,
-        details: dict[str, Any],
-    ) -> dict[str, RenderedMailing]:
-        renderer = self.renderer_for(occ.series)
-        changes = details.get("changes", {})
-        return {
-            lang: renderer.render(
-                kind,
-                occ,
-                meeting,
-                sequence=sequence,
-                now=now,
-                language=lang,
-                reason=details.get("reason"),
-                changes=changes.get(lang),
-            )
-            for lang in LANGUAGES
-        }
-
-    def deliver(self, mailing: MailingRow) -> DeliveryReport:
-        try:
-            occ = self.occurrence_for(mailing.session_key)
-        except PlanError as exc:
-            log.error(
-                "mailing %s: its session is gone from the plan (%s); not sent", mailing.id, exc
-            )
-            return DeliveryReport(failures=[str(exc)])
-        row = self.store.sessions.get(mailing.session_key)
-        meeting = Meeting.from_json(row.meeting_json) if row and row.meeting_json else None
-        now = self.clock()
-        details = self.store.mailings.details(mailing.id)
-        if mailing.kind == "cancellation":
-            meeting = None
-        rendered = self._rendered.pop(mailing.id, None) or self._render_all(
-            mailing.kind, occ, meeting, mailing.sequence, now, details
-        )
-
-        def personalise(d: DeliveryRow) -> bytes:
-            lang = d.language if d.language in rendered else occ.series.language
-            recipient = self.recipient_for(d, mailing)
-            mid = f"<{mailing.id}.{d.id}.{mailing.kind}@{self.message_id_domain}>"
-            return rendered[lang].personalise(recipient, message_id=mid, date=now)  # type: ignore[arg-type]
-
-        log.info("delivering mailing %s (%s, %s)", mailing.id, mailing.kind, mailing.session_key)
-        return deliver_mailing(
-            self.store,
-            self.transport,
-            mailing.id,
-            personalise,
-            sender=self.sender,
-            clock=self.clock,
-            worker=self.worker,
-            connections=self.connections,
-            rate=self.rate,
-            progress=self.progress,
-            stop=self.stop,
-        )
+    def _delivery_options(self) -> DeliveryOptions:
+        return DeliveryOptions(self.worker, self.connections, self.rate, self.progress, self.stop)

@@ -111,8 +111,6 @@ def send_mailing(
     ``zoom_api`` is (api_url, oauth_url) of a Zoom sandbox; None means the configured Zoom.
     """
     from session_bot import wiring
-    from session_bot.adapters.zoom import Meeting
-    from session_bot.app.runner import RunReport
 
     occ = _sendable(plan, date, kind, clock())
     store = wiring.open_store(settings)
@@ -132,37 +130,18 @@ def send_mailing(
         runner = wiring.build_runner(settings, plan, store, zoom, clock)
         try:
             with wait_for_run_lock(settings, echo):
-                now = clock()
-                row = store.sessions.ensure(
-                    occ.key, occ.series.id, occ.date.isoformat(), occ.start, occ.duration, now
-                )
-                report = RunReport(trigger="send", started_at=now)
-                meeting: Meeting = runner.ensure_meeting(occ, row, report)
-                earlier = store.mailings.of_session(row.id)
-                # A new sequence for every deliberate send keeps the calendar SEQUENCE rising.
-                seq = max([row.sequence, *(m.sequence + 1 for m in earlier)])
-                renderer = runner.renderer_for(occ.series)
-                for lang in ("de", "en"):  # a template error stops us before anything is frozen
-                    renderer.render(kind, occ, meeting, sequence=seq, now=now, language=lang)
-                mailing_id, _ = store.mailings.freeze(row.id, kind, seq, now)
-                announced = (
-                    occ.announced_fingerprint()
-                    if kind == "invitation" or row.announced is None
-                    else row.announced
-                )
-                store.sessions.record_announcement(row.id, announced, seq, now)
-                mailing = store.mailings.get(mailing_id)
-                result = runner.deliver(mailing)
+                sent = runner.send(occ, kind)
         finally:
             runner.transport.close()
             zoom.close()
     finally:
         store.close()
-    again = "re-sent" if earlier else "sent"
+    again = "re-sent" if sent.resent else "sent"
+    result = sent.delivery
     echo(
-        f"{kind} for {occ.key} {again} as mailing {mailing_id} (sequence {seq}) to "
-        f"{mailing.recipients} recipient(s): {result.sent} sent, {result.temporary} to retry, "
-        f"{result.permanent} failed"
+        f"{kind} for {occ.key} {again} as mailing {sent.mailing.id} (sequence {sent.sequence}) "
+        f"to {sent.mailing.recipients} recipient(s): {result.sent} sent, {result.temporary} to "
+        f"retry, {result.permanent} failed"
     )
     return 1 if result.permanent else 0
 
@@ -180,9 +159,9 @@ def _test_send(
     from email.utils import make_msgid
 
     from session_bot import wiring
-    from session_bot.adapters.render.invitations import Recipient
     from session_bot.cli.preview import render_session_mail
     from session_bot.core.errors import ConfigError
+    from session_bot.core.recipient import Recipient
 
     if "@" not in to or any(c.isspace() for c in to):
         raise ConfigError(f"--to {to!r} is not an e-mail address")

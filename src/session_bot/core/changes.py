@@ -7,7 +7,7 @@ from typing import Any
 
 from babel.dates import format_date, format_time
 
-from session_bot.core.plan import Occurrence
+from session_bot.core.plan.occurrences import Occurrence
 
 _TEXT = {
     "de": {

@@ -10,10 +10,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from session_bot.core.plan import Occurrence, Plan, occurrences
+from session_bot.core.plan.model import Plan
+from session_bot.core.plan.occurrences import Occurrence, occurrences
 
 ActionKind = Literal["meeting", "invitation", "reminder", "update", "cancellation", "hold"]
-MAIL_KINDS = ("invitation", "reminder", "update", "cancellation")
 
 
 @dataclass(frozen=True)

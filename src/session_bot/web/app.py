@@ -23,7 +23,7 @@ from session_bot.web.deps import Ctx, WebContext
 from session_bot.web.subscribe import router as subscribe_router
 from session_bot.web.zoom_webhook import router as zoom_router
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("session_bot.web")
 
 
 def _iso(value: Any) -> Any:

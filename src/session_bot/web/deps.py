@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from session_bot.adapters.db.store import Store
-from session_bot.adapters.mail import Transport
+from session_bot import wiring
+from session_bot.adapters.render.invitations import MailConfig, Renderer
+from session_bot.app.consent_mails import ConsentMailSetup
+from session_bot.app.ports.render import RenderedMail
+from session_bot.app.ports.store import Store
+from session_bot.app.ports.subscribe import MailSender
 from session_bot.core.plan import Plan
 from session_bot.settings import Settings
+
+ConsentMailFor = Callable[[], ConsentMailSetup]
+"""Who the consent mails come from under the current plan (it may have been reloaded)."""
 
 
 @dataclass
@@ -23,13 +31,56 @@ class WebContext:
     store: Store
     clock: Callable[[], dt.datetime]
     plan: Callable[[], Plan]  # the current plan (reloaded by the daemon on change)
-    transport: Callable[[], Transport]  # a transport for single mails (confirmations, alerts)
+    transport: Callable[[], MailSender]  # a transport for single mails (confirmations, notices)
     secret_key: str
     # Triggers a reconcile run (the daemon's runner, under its lock); returns a summary dict.
     # Where the daemon cannot run now (a standby, a run in progress) it answers at once and
     # leaves a run request that the leader answers within seconds.
     trigger_run: Callable[[str], dict[str, Any]] | None = None
     role: str = "leader"  # leader | standby (PostgreSQL) — shown by /healthz
+    # None: built from ``settings`` and the plan's first series, as the runner's mails are.
+    consent_mail_for: ConsentMailFor | None = None
+
+    def consent_mail(self) -> ConsentMailSetup:
+        if self.consent_mail_for is not None:
+            return self.consent_mail_for()
+        return consent_mail_from_settings(self.settings, self.plan())
+
+
+def consent_mail_from_settings(settings: Settings, plan: Plan) -> ConsentMailSetup:
+    """The consent mails' sender, links and renderer, configured like the runner's mails."""
+    series = plan.series[0]
+    config = wiring.mail_config(settings, series)
+    return ConsentMailSetup(
+        renderer=_LazyRenderer(config),
+        series_title=series.title,
+        from_name=config.from_name,
+        from_email=config.from_email,
+        envelope_sender=wiring.envelope_sender(settings, plan),
+        public_url=config.public_url,
+        message_id_domain=config.message_id_domain,
+    )
+
+
+class _LazyRenderer:
+    """The series' renderer, built when a confirmation is rendered: the notice needs none, so a
+    template or DKIM problem does not stop it."""
+
+    def __init__(self, config: MailConfig) -> None:
+        self.config = config
+
+    def render_confirmation(
+        self, *, language: str, confirm_url: str, series_title: str, now: dt.datetime
+    ) -> RenderedMail:
+        return _renderer(self.config).render_confirmation(
+            language=language, confirm_url=confirm_url, series_title=series_title, now=now
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def _renderer(config: MailConfig) -> Renderer:
+    # Loading the templates (and checking a DKIM key) once per configuration, not per mail.
+    return Renderer(config)
 
 
 def get_context(request: Request) -> WebContext:

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from session_bot.web.deps import Ctx, WebContext
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("session_bot.web_zoom")
 router = APIRouter()
 
 MAX_AGE_SECONDS = 300  # replayed deliveries older than this are refused

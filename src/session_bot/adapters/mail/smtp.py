@@ -1,89 +1,29 @@
-"""Mail transports: SMTP and a Maildir outbox, behind one small interface.
+"""The SMTP transport: TLS, AUTH, reconnects and PIPELINING on the delivery hot path.
 
-Only this module speaks SMTP. It sends bytes it is given; rendering happens elsewhere. A transport
-is one connection; ``clone()`` gives another one with the same settings, so the delivery loop can
-run several in parallel threads (see ``delivery.py``).
+This is the one place where smtplib, socket and ssl exceptions become our ``MailError`` (the
+transport cannot be used) or a ``SendResult`` (this message's outcome; see ``transport``).
 
-What a result means for the delivery row:
-
-- ``sent``: the server answered 2xx after the message (it is the server's now);
-- ``temporary``: 4xx, or the connection failed before the end of DATA (nothing was taken), or
-  ``ambiguous``: the connection failed after the message went out and before the answer came
-  back — the server may have taken it, so this is the one case a retry can duplicate;
-- ``permanent``: 5xx for this recipient; ``hard_bounce`` when the mailbox does not exist.
-
-A transport raises ``MailError`` only when it cannot be used at all (connect, TLS, login, or a
-refused envelope sender): then no recipient is to blame and nothing was sent.
+Reading order: the transport opens a connection (``_connect``), then ``send_many`` runs one
+``_transaction`` per message — envelope, refusal check, data — and retries once on a fresh
+connection when a reused one turns out closed before anything was taken.
 """
 
 from __future__ import annotations
 
 import contextlib
-import mailbox
 import re
 import smtplib
 import ssl
-import threading
 from collections.abc import Generator, Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
+from session_bot.adapters.mail.transport import Outcome, SendResult
 from session_bot.core.errors import MailError
 
-Outcome = Literal["sent", "temporary", "permanent"]
 TlsMode = Literal["starttls", "ssl", "none"]
 
-# RFC 3463 enhanced status codes meaning "this address does not exist" (bad mailbox, bad domain,
-# null MX): repeated, they set a subscriber aside. Full mailboxes or policy refusals do not count.
-HARD_BOUNCE_STATUS = frozenset({"5.1.1", "5.1.2", "5.1.10"})
-_ENHANCED = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _UNSAFE_PATH = re.compile(r"[\x00-\x20<>\x7f]")
-
-
-@dataclass(frozen=True)
-class SendResult:
-    outcome: Outcome
-    code: int | None
-    response: str
-    # The connection broke after the whole message was sent and before the server's answer.
-    ambiguous: bool = False
-
-    @property
-    def enhanced_status(self) -> str | None:
-        m = _ENHANCED.match(self.response)
-        return m.group(1) if m else None
-
-    @property
-    def hard_bounce(self) -> bool:
-        return self.outcome == "permanent" and self.enhanced_status in HARD_BOUNCE_STATUS
-
-
-class Transport(Protocol):
-    """Sends one finished message to one recipient over one connection."""
-
-    description: str
-
-    def send(self, sender: str, recipient: str, message: bytes) -> SendResult: ...
-
-    def send_many(self, sender: str, messages: Iterable[tuple[str, bytes]]) -> Iterator[SendResult]:
-        """Send (recipient, message) pairs in order, yielding one result each as it is known.
-
-        ``messages`` is consumed at most one ahead of the results; a message without a yielded
-        result was not sent. Raises ``MailError`` like ``send``.
-        """
-        ...
-
-    def check(self) -> None:
-        """Connect (and log in) once; raise ``MailError`` with the fix if that fails."""
-        ...
-
-    def clone(self) -> Transport:
-        """Another transport with the same settings and a connection of its own."""
-        ...
-
-    def close(self) -> None: ...
 
 
 def classify(code: int) -> Outcome:
@@ -94,58 +34,6 @@ def classify(code: int) -> Outcome:
     return "permanent"
 
 
-class MaildirTransport:
-    """Writes each message into a Maildir (any mail client opens it): the embedded default."""
-
-    def __init__(self, path: Path) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._box = mailbox.Maildir(str(path), create=True)
-            # Maildir(create=True) skips the subfolders when the folder itself already exists.
-            for sub in ("tmp", "new", "cur"):
-                (path / sub).mkdir(exist_ok=True)
-        except OSError as exc:
-            raise MailError(
-                f"cannot use the Maildir outbox {path} ({exc.strerror}); set SESSION_BOT_OUTBOX to a "
-                "writable directory"
-            ) from None
-        self.path = path
-        self.description = f"Maildir outbox {path}"
-        # mailbox.Maildir names files with a class-wide counter: one writer at a time.
-        self._lock = threading.Lock()
-
-    def send(self, sender: str, recipient: str, message: bytes) -> SendResult:
-        # Return-Path/Delivered-To as a local delivery agent would add them.
-        envelope = f"Return-Path: <{sender}>\r\nDelivered-To: {recipient}\r\n".encode()
-        try:
-            with self._lock:
-                key = self._box.add(envelope + message)
-        except (OSError, mailbox.Error) as exc:
-            return SendResult("temporary", None, f"outbox write failed: {exc}")
-        return SendResult("sent", 250, f"written to outbox as {key}")
-
-    def send_many(self, sender: str, messages: Iterable[tuple[str, bytes]]) -> Iterator[SendResult]:
-        for recipient, message in messages:
-            yield self.send(sender, recipient, message)
-
-    def check(self) -> None:
-        probe = self.path / "tmp" / ".session-bot-check"
-        try:
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise MailError(
-                f"cannot write to the Maildir outbox {self.path} ({exc.strerror}); set "
-                "SESSION_BOT_OUTBOX to a writable directory"
-            ) from None
-
-    def clone(self) -> MaildirTransport:
-        return self  # a local folder gains nothing from more "connections"
-
-    def close(self) -> None:
-        pass
-
-
 class _NotTaken(Exception):
     """The connection failed or is closing before the end of DATA: nothing was taken."""
 
@@ -153,10 +41,6 @@ class _NotTaken(Exception):
         super().__init__(text)
         self.code = code
         self.text = text
-
-
-def _text(reply: bytes | str) -> str:
-    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
 
 
 class SmtpTransport:
@@ -327,22 +211,7 @@ class SmtpTransport:
             return result, next(pending, None), False, None
         pipelining = conn.has_extn("pipelining")
         commands = _envelope(conn, sender, recipient, message)
-        try:
-            if pipelining and not primed:
-                conn.send(b"".join(commands))
-            answers: list[tuple[int, str]] = []
-            for stage, command in enumerate(commands):
-                if not pipelining:
-                    conn.send(command)
-                code, reply = conn.getreply()
-                answers.append((code, _text(reply)))
-                if code == 421:
-                    raise _NotTaken(code, _text(reply))
-                expected = 354 if stage == 2 else 250
-                if code // 100 != expected // 100 and not pipelining:
-                    break
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise _NotTaken(None, f"connection lost before the message was sent: {exc}") from None
+        answers = _exchange_envelope(conn, commands, pipelining, primed)
         refused = self._refused(conn, sender, answers)
         if refused is not None:
             return refused, next(pending, None), False, None
@@ -354,14 +223,8 @@ class SmtpTransport:
         tail = b""
         if following is not None and pipelining and _usable_path(following[0], conn):
             tail = b"".join(_envelope(conn, sender, *following))
-        body = message
-        if body.startswith(b".") or b"\n." in body:
-            body = _LEADING_DOT.sub(b"..", body)
-        if not body.endswith(b"\r\n"):
-            body += b"\r\n"
         try:
-            conn.send(body + b".\r\n" + tail)
-            code, reply = conn.getreply()
+            code, reply = _send_data(conn, message, tail)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
             lost = SendResult(
@@ -411,12 +274,6 @@ class SmtpTransport:
         except (smtplib.SMTPServerDisconnected, OSError):
             self._drop()
 
-    def _reset(self, conn: smtplib.SMTP) -> None:
-        try:
-            conn.rset()
-        except (smtplib.SMTPServerDisconnected, OSError):
-            self._drop()
-
     def _drop(self) -> None:
         _close_quietly(self._conn)
         self._conn = None
@@ -442,12 +299,53 @@ def _envelope(
     )
 
 
+def _exchange_envelope(
+    conn: smtplib.SMTP, commands: tuple[bytes, bytes, bytes], pipelining: bool, primed: bool
+) -> list[tuple[int, str]]:
+    """Send MAIL, RCPT and DATA and read their answers; ``_NotTaken`` if the connection is lost
+    or closing. Pipelined, all three go out in one write (unless ``primed``: already sent with
+    the previous message's data) and every answer is read; otherwise one at a time, stopping at
+    the first refusal."""
+    try:
+        if pipelining and not primed:
+            conn.send(b"".join(commands))
+        answers: list[tuple[int, str]] = []
+        for stage, command in enumerate(commands):
+            if not pipelining:
+                conn.send(command)
+            code, reply = conn.getreply()
+            answers.append((code, _text(reply)))
+            if code == 421:
+                raise _NotTaken(code, _text(reply))
+            expected = 354 if stage == 2 else 250
+            if code // 100 != expected // 100 and not pipelining:
+                break
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise _NotTaken(None, f"connection lost before the message was sent: {exc}") from None
+    return answers
+
+
+def _send_data(conn: smtplib.SMTP, message: bytes, tail: bytes) -> tuple[int, bytes]:
+    """Send the message (dot-stuffed, ended with ``.``) and ``tail`` in one write; the answer."""
+    body = message
+    if body.startswith(b".") or b"\n." in body:
+        body = _LEADING_DOT.sub(b"..", body)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    conn.send(body + b".\r\n" + tail)
+    return conn.getreply()
+
+
 def _usable_path(address: str, conn: smtplib.SMTP) -> bool:
     """An address that can go into MAIL FROM/RCPT TO as is: no spaces, controls or brackets,
     and non-ASCII only if the server speaks SMTPUTF8."""
     if not address or _UNSAFE_PATH.search(address):
         return False
     return address.isascii() or conn.has_extn("smtputf8")
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
 
 
 def _close_quietly(conn: smtplib.SMTP | None) -> None:

@@ -1,0 +1,74 @@
+"""What a transport is and what it answers: the types the rest of the project uses.
+
+A transport is one connection; ``clone()`` gives another one with the same settings, so the
+delivery loop can run several in parallel threads (see ``delivery.py``).
+
+What a result means for the delivery row:
+
+- ``sent``: the server answered 2xx after the message (it is the server's now);
+- ``temporary``: 4xx, or the connection failed before the end of DATA (nothing was taken), or
+  ``ambiguous``: the connection failed after the message went out and before the answer came
+  back — the server may have taken it, so this is the one case a retry can duplicate;
+- ``permanent``: 5xx for this recipient; ``hard_bounce`` when the mailbox does not exist.
+
+A transport raises ``MailError`` only when it cannot be used at all (connect, TLS, login, or a
+refused envelope sender): then no recipient is to blame and nothing was sent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Outcome = Literal["sent", "temporary", "permanent"]
+
+# RFC 3463 enhanced status codes meaning "this address does not exist" (bad mailbox, bad domain,
+# null MX): repeated, they set a subscriber aside. Full mailboxes or policy refusals do not count.
+HARD_BOUNCE_STATUS = frozenset({"5.1.1", "5.1.2", "5.1.10"})
+_ENHANCED = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    code: int | None
+    response: str
+    # The connection broke after the whole message was sent and before the server's answer.
+    ambiguous: bool = False
+
+    @property
+    def enhanced_status(self) -> str | None:
+        m = _ENHANCED.match(self.response)
+        return m.group(1) if m else None
+
+    @property
+    def hard_bounce(self) -> bool:
+        return self.outcome == "permanent" and self.enhanced_status in HARD_BOUNCE_STATUS
+
+
+class Transport(Protocol):
+    """Sends one finished message to one recipient over one connection."""
+
+    description: str
+
+    def send(self, sender: str, recipient: str, message: bytes) -> SendResult: ...
+
+    def send_many(self, sender: str, messages: Iterable[tuple[str, bytes]]) -> Iterator[SendResult]:
+        """Send (recipient, message) pairs in order, yielding one result each as it is known.
+
+        ``messages`` is consumed at most one ahead of the results; a message without a yielded
+        result was not sent. Raises ``MailError`` like ``send``.
+        """
+        ...
+
+    def check(self) -> None:
+        """Connect (and log in) once; raise ``MailError`` with the fix if that fails."""
+        ...
+
+    def clone(self) -> Transport:
+        """Another transport with the same settings and a connection of its own."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,152 @@
+"""A mailing rendered once per language, then filled in per recipient.
+
+``personalise`` is the delivery hot path: per recipient it encodes a few short values and joins
+pre-encoded bytes (see ``personalise.py``); everything else is done once in :func:`assemble`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import dataclass, field
+from email.utils import format_datetime
+
+from markupsafe import escape
+
+from session_bot.adapters.render import ics
+from session_bot.adapters.render.mime import dkim_sign, message_segments
+from session_bot.adapters.render.personalise import (
+    Segment,
+    Slot,
+    clean_line,
+    fill_tokens,
+    format_address,
+    join,
+    qp_encode,
+    safe_header_value,
+    token,
+)
+from session_bot.adapters.render.values import MailConfig, MailParts
+from session_bot.core.recipient import Recipient
+
+
+@dataclass(frozen=True)
+class Salutation:
+    """The salutation rendered with and without a name, so a recipient costs no template run."""
+
+    text_named: str  # contains token("name")
+    text_anonymous: str
+    html_named: str
+    html_anonymous: str
+
+
+@dataclass
+class RenderedMailing:
+    """One mailing in one language, rendered once; ``personalise`` per recipient."""
+
+    kind: str
+    language: str
+    subject: str
+    text: str  # generic parts for preview (no salutation, preview unsubscribe link)
+    html: str
+    ics: bytes | None
+    bulk: bool
+    test_send: bool
+    _config: MailConfig
+    _segments: list[Segment]
+    _salutation: Salutation
+    _ics_halves: tuple[bytes, bytes] | None = None  # REQUEST: calendar around the ATTENDEE line
+    _slots: frozenset[Slot] = field(default_factory=frozenset)
+
+    def personalise(self, recipient: Recipient, *, message_id: str, date: dt.datetime) -> bytes:
+        """The complete RFC 5322 message for ``recipient`` (CRLF line ends), DKIM-signed if set up."""
+        message = self._fill(recipient, message_id, date)
+        dkim = self._config.dkim
+        return dkim_sign(message, dkim) + message if dkim else message
+
+    def preview_bytes(self, *, date: dt.datetime, message_id: str = "<preview@localhost>") -> bytes:
+        """The message as an anonymous test recipient would get it (``preview --format eml``)."""
+        preview_url = self._config.preview_unsubscribe_url
+        to = Recipient("preview@example.invalid", None, self.language, preview_url)
+        return self._fill(to, message_id, date)
+
+    def _fill(self, recipient: Recipient, message_id: str, date: dt.datetime) -> bytes:
+        name = clean_line(recipient.name or "") or None
+        url = recipient.unsubscribe_url
+        if url is None and self.bulk and not self.test_send:
+            raise ValueError(f"{self.kind} mail to {recipient.email} needs an unsubscribe link")
+        shown_url = url or self._config.preview_unsubscribe_url
+        values: dict[Slot, bytes] = {
+            Slot("headers", "personal"): self._headers(recipient, message_id, date)
+        }
+        sal = self._salutation
+        for slot in self._slots:
+            if slot.part == "text" and slot.name == "salutation":
+                text = sal.text_named.replace(token("name"), name) if name else sal.text_anonymous
+                values[slot] = qp_encode(text)
+            elif slot.part == "html" and slot.name == "salutation":
+                html = (
+                    sal.html_named.replace(token("name"), str(escape(name)))
+                    if name
+                    else sal.html_anonymous
+                )
+                values[slot] = qp_encode(html)
+            elif slot.name == "unsubscribe_url":
+                values[slot] = qp_encode(
+                    str(escape(shown_url)) if slot.part == "html" else shown_url
+                )
+            elif slot.part == "ics" and self._ics_halves:
+                head, tail = self._ics_halves
+                cal = head + ics.attendee_line(name, recipient.email) + tail
+                values[slot] = base64.encodebytes(cal).replace(b"\n", b"\r\n")
+        return join(self._segments, values)
+
+    def _headers(self, r: Recipient, message_id: str, date: dt.datetime) -> bytes:
+        if date.tzinfo is None:
+            raise ValueError("Date header needs an aware datetime")
+        mid = safe_header_value(
+            message_id.strip().removeprefix("<").removesuffix(">"), "Message-ID"
+        )
+        lines = [
+            f"To: {format_address(r.name, r.email)}",
+            f"Date: {format_datetime(date)}",
+            f"Message-ID: <{mid}>",
+        ]
+        if self.bulk and r.unsubscribe_url:
+            links = [f"<{safe_header_value(r.unsubscribe_url, 'unsubscribe URL')}>"]
+            if r.unsubscribe_mailto:
+                links.append(f"<{safe_header_value(r.unsubscribe_mailto, 'unsubscribe mailto')}>")
+            lines.append("List-Unsubscribe: " + ",\r\n ".join(links))
+            lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+        return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def assemble(
+    config: MailConfig,
+    kind: str,
+    lang: str,
+    parts: MailParts,
+    salutation: Salutation,
+    list_name: str,
+    test_send: bool = False,
+) -> RenderedMailing:
+    """Encode ``parts`` (personal values still as tokens) into a mailing ready to personalise."""
+    bulk = kind != "confirmation"
+    segments, ics_halves = message_segments(config, parts, lang, bulk, list_name)
+    preview = {"salutation": "", "unsubscribe_url": config.preview_unsubscribe_url}
+    generic_ics = parts.ics.replace(ics.ATTENDEE_SLOT, b"") if parts.ics else None
+    return RenderedMailing(
+        kind=kind,
+        language=lang,
+        subject=parts.subject,
+        text=fill_tokens(parts.text, preview),
+        html=fill_tokens(parts.html, preview),
+        ics=generic_ics,
+        bulk=bulk,
+        test_send=test_send,
+        _config=config,
+        _segments=segments,
+        _salutation=salutation,
+        _ics_halves=ics_halves,
+        _slots=frozenset(s for s in segments if isinstance(s, Slot)),
+    )

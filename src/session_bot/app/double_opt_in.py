@@ -1,0 +1,266 @@
+"""The web consent workflow: a request, its confirmation through the mailed link, unsubscribing.
+
+The consent proof German courts ask for (BGH I ZR 164/09) is recorded on the way: for the web
+request and its confirmation the time, IP address, user agent, form URL and consent-text version.
+
+Rules kept here:
+- A request never downgrades anybody: re-submitting a confirmed address changes nothing and at
+  most tells the address's owner once a day (listmonk#2987).
+- Confirm links carry the request's moment, so a newer request retires older links.
+- Rate limits per address and per client keep the form from being used to mail-bomb anybody.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from session_bot.app.addresses import (
+    clean_name,
+    email_key,
+    forget_hash,
+    keyed_hash,
+    normalise_address,
+)
+from session_bot.app.ports.store import Store
+from session_bot.app.subscriber_tokens import confirm_token, micros, read_confirm_token
+from session_bot.core.languages import LANGUAGES
+
+STATUSES = ("pending", "confirmed", "unsubscribed", "bounced")
+CONFIRM_VALID = dt.timedelta(days=30)
+OWNER_NOTICE_EVERY = dt.timedelta(days=1)
+# Statuses a new web request (or its confirmation) may turn into "pending" (or "confirmed").
+_RENEWABLE = ("pending", "unsubscribed", "bounced")
+
+
+def client_bucket(ip: str) -> str:
+    """What the per-client limit counts: the address, or its /64 for IPv6 (one household)."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{addr}/64", strict=False))
+    return str(addr)
+
+
+@dataclass(frozen=True)
+class RequestProof:
+    """Where a web request came from; stored as consent proof."""
+
+    ip: str | None
+    user_agent: str | None
+    url: str | None
+
+    def clipped(self) -> tuple[str | None, str | None, str | None]:
+        return (
+            self.ip[:64] if self.ip else None,
+            self.user_agent[:500] if self.user_agent else None,
+            self.url[:500] if self.url else None,
+        )
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Subscribe requests allowed per address and per client, so the form cannot mail-bomb."""
+
+    per_address: int = 3
+    address_window: dt.timedelta = dt.timedelta(days=1)
+    per_client: int = 10
+    client_window: dt.timedelta = dt.timedelta(hours=1)
+
+
+SubscribeAction = Literal[
+    "send-confirmation", "notify-owner", "nothing", "address-limited", "client-limited"
+]
+
+
+@dataclass(frozen=True)
+class SubscribeOutcome:
+    """What a subscribe request led to; the web page looks the same for all but client-limited."""
+
+    action: SubscribeAction
+    email: str
+    subscriber_id: int | None = None
+    name: str | None = None
+    language: str = "de"
+    confirm_token: str | None = None
+
+
+def request_subscription(
+    store: Store,
+    secret: str,
+    *,
+    address: str,
+    name: str | None,
+    language: str,
+    consent_version: str,
+    proof: RequestProof,
+    now: dt.datetime,
+    limits: RateLimits = RateLimits(),
+) -> SubscribeOutcome:
+    """Record a web request for ``address``; raises ``InvalidAddress`` for a malformed one."""
+    email = normalise_address(address)
+    key = email_key(email)
+    name = clean_name(name)
+    language = language if language in LANGUAGES else "de"
+    if proof.ip and not store.counters.hit_rate_limit(
+        "c:" + keyed_hash(secret, "rate-client", client_bucket(proof.ip))[:40],
+        now,
+        limits.client_window,
+        limits.per_client,
+    ):
+        return SubscribeOutcome("client-limited", email)
+    row = store.subscribers.get(key)
+    if row is not None and row["status"] == "confirmed":
+        return _confirmed_again(store, row, now)
+    if not store.counters.hit_rate_limit(
+        "a:" + keyed_hash(secret, "rate-address", key)[:40],
+        now,
+        limits.address_window,
+        limits.per_address,
+    ):
+        return SubscribeOutcome("address-limited", email)
+    consent = _consent(proof, consent_version, now)
+    if row is None:
+        sid = store.subscribers.try_add(
+            email, name=name, language=language, status="pending", now=now, **consent
+        )
+        if sid is not None:
+            return SubscribeOutcome(
+                "send-confirmation", email, sid, name, language, confirm_token(secret, sid, now)
+            )
+        row = store.subscribers.get(key)  # a concurrent request inserted it first
+        if row is None or row["status"] == "confirmed":
+            return SubscribeOutcome("nothing", email)
+    changed = store.subscribers.update(
+        row["id"], now, only_if={"status": _RENEWABLE}, name=name, language=language, **consent
+    )
+    if not changed:
+        return SubscribeOutcome("nothing", email)
+    token = confirm_token(secret, row["id"], now)
+    return SubscribeOutcome("send-confirmation", row["email"], row["id"], name, language, token)
+
+
+def _consent(proof: RequestProof, consent_version: str, now: dt.datetime) -> dict[str, Any]:
+    ip, agent, url = proof.clipped()
+    return {
+        "requested_at": now,
+        "request_ip": ip,
+        "request_user_agent": agent,
+        "request_url": url,
+        "consent_version": consent_version[:64],
+    }
+
+
+def _confirmed_again(store: Store, row: dict[str, Any], now: dt.datetime) -> SubscribeOutcome:
+    if store.subscribers.claim_owner_notice(row["id"], now, OWNER_NOTICE_EVERY):
+        return SubscribeOutcome(
+            "notify-owner", row["email"], row["id"], row["name"], row["language"]
+        )
+    return SubscribeOutcome("nothing", row["email"], row["id"])
+
+
+TokenState = Literal["valid", "confirmed", "invalid", "expired"]
+
+
+@dataclass(frozen=True)
+class ConfirmState:
+    state: TokenState
+    subscriber_id: int | None = None
+    email: str | None = None
+    language: str | None = None
+    late_deliveries: int = 0
+    just_now: bool = False  # confirmed by this call (not before)
+
+
+def inspect_confirm_token(store: Store, secret: str, token: str, now: dt.datetime) -> ConfirmState:
+    """What a confirm link stands for, without changing anything (GET)."""
+    parsed = read_confirm_token(secret, token)
+    if parsed is None:
+        return ConfirmState("invalid")
+    sid, requested = parsed
+    row = store.subscribers.get_by_id(sid)
+    if row is None or row["requested_at"] is None or micros(row["requested_at"]) != requested:
+        # Unknown, erased, or retired by a newer request for the same address.
+        return ConfirmState("invalid")
+    base = {"subscriber_id": sid, "email": row["email"], "language": row["language"]}
+    if row["status"] == "confirmed":
+        return ConfirmState("confirmed", **base)
+    if now - row["requested_at"] > CONFIRM_VALID:
+        return ConfirmState("expired", **base)
+    return ConfirmState("valid", **base)
+
+
+def confirm(
+    store: Store,
+    secret: str,
+    token: str,
+    *,
+    proof: RequestProof,
+    now: dt.datetime,
+    late_invitation: bool = True,
+) -> ConfirmState:
+    """Confirm the request a link stands for (POST). With ``late_invitation`` the new subscriber
+    is added to the invitation mailings of upcoming sessions that already went out; the next
+    run delivers them."""
+    state = inspect_confirm_token(store, secret, token, now)
+    if state.state != "valid" or state.subscriber_id is None:
+        return state
+    row = store.subscribers.get_by_id(state.subscriber_id)
+    assert row is not None
+    ip, agent, _ = proof.clipped()
+    changed = store.subscribers.update(
+        state.subscriber_id,
+        now,
+        only_if={"status": _RENEWABLE, "requested_at": row["requested_at"]},
+        status="confirmed",
+        confirmed_at=now,
+        confirm_ip=ip,
+        confirm_user_agent=agent,
+        unsubscribed_at=None,
+        import_file=None,
+        imported_by=None,
+        hard_bounces=0,
+        bounced_at=None,
+        owner_notice_at=None,
+    )
+    if not changed:  # a concurrent confirmation (double click) got there first
+        return inspect_confirm_token(store, secret, token, now)
+    store.subscribers.unforget(forget_hash(secret, row["email"]))
+    late = 0
+    if late_invitation:
+        for mailing_id in store.mailings.upcoming_invitations(now):
+            late += int(store.mailings.add_delivery(mailing_id, state.subscriber_id))
+    return ConfirmState(
+        "confirmed",
+        state.subscriber_id,
+        row["email"],
+        row["language"],
+        late_deliveries=late,
+        just_now=True,
+    )
+
+
+UnsubscribeResult = Literal["unsubscribed", "already", "unknown"]
+
+
+def unsubscribe(store: Store, subscriber_id: int, now: dt.datetime) -> UnsubscribeResult:
+    """Take the subscriber out: nothing more is delivered, even from mailings frozen before."""
+    row = store.subscribers.get_by_id(subscriber_id)
+    if row is None or row["status"] == "forgotten":
+        return "unknown"
+    if row["status"] == "unsubscribed":
+        return "already"
+    changed = store.subscribers.update(
+        subscriber_id,
+        now,
+        only_if={"status": ("pending", "confirmed", "bounced")},
+        status="unsubscribed",
+        unsubscribed_at=now,
+    )
+    return "unsubscribed" if changed else "already"

@@ -1,0 +1,140 @@
+"""Importing a subscriber list from CSV and exporting it back, for spreadsheets.
+
+An import adds people whose consent the organiser holds, as confirmed subscribers, all in one
+transaction; the file and who imported it are kept as their consent proof. It never changes
+anybody already on the list, and an address unsubscribed or erased on request is never re-added
+without an explicit flag (``readd_forgotten``). Reading the file is ``subscriber_csv_parse``'s.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from session_bot.app.addresses import FORMULA_START, email_key, forget_hash
+from session_bot.app.ports.store import Store
+from session_bot.app.subscriber_csv_parse import Parsed, Rejected, parse_csv
+from session_bot.core.errors import SubscriberImportError
+from session_bot.core.records import ImportedRow
+
+EXPORT_COLUMNS = ("email", "name", "language", "status", "subscribed_at")
+
+
+@dataclass
+class ImportReport:
+    file: str
+    delimiter: str
+    dry_run: bool
+    added: list[Parsed] = field(default_factory=list)
+    unchanged: list[Rejected] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def summary(self) -> str:
+        verb = "would add" if self.dry_run else "added"
+        return (
+            f"{self.file}: {verb} {len(self.added)}, unchanged {len(self.unchanged)}, "
+            f"rejected {len(self.rejected)}"
+        )
+
+
+def import_csv(
+    store: Store,
+    secret: str,
+    path: Path,
+    *,
+    imported_by: str,
+    now: dt.datetime,
+    dry_run: bool = False,
+    readd_forgotten: bool = False,
+) -> ImportReport:
+    """Validate every row and import the good ones as confirmed, in one transaction."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SubscriberImportError(
+            f"cannot read {path} ({exc.strerror}); check the path."
+        ) from None
+    delimiter, valid, skipped, rejected = parse_csv(data, str(path))
+    report = ImportReport(str(path), delimiter, dry_run, unchanged=skipped, rejected=rejected)
+    existing = store.subscribers.statuses_of([email_key(p.email) for p in valid])
+    hashes = {p.email: forget_hash(secret, p.email) for p in valid}
+    erased = store.subscribers.forgotten_among(list(hashes.values()))
+    new: list[Parsed] = []
+    for p in valid:
+        blocked = hashes[p.email] in erased and not readd_forgotten
+        refusal = _refusal(existing.get(email_key(p.email)), blocked)
+        if refusal is None:
+            new.append(p)
+        else:
+            kept, reason = refusal
+            (report.unchanged if kept else report.rejected).append(
+                Rejected(p.line, p.email, reason)
+            )
+    report.unchanged.sort(key=lambda r: r.line)
+    report.rejected.sort(key=lambda r: r.line)
+    report.added = new
+    if not dry_run and new:
+        store.subscribers.import_rows(
+            [ImportedRow(p.email, p.name, p.language) for p in new],
+            now=now,
+            import_file=str(path.resolve()),
+            imported_by=imported_by,
+        )
+        for p in new:
+            if hashes[p.email] in erased:
+                store.subscribers.unforget(hashes[p.email])
+    return report
+
+
+def _refusal(status: str | None, erased: bool) -> tuple[bool, str] | None:
+    """Why a valid row is not added (and whether it stays as it is rather than being refused);
+    None to add it."""
+    if status == "confirmed":
+        return True, "already subscribed"
+    if status == "pending":
+        return True, "awaiting confirmation of a web request; not changed"
+    if status is not None:
+        return False, f"{status} on the list: only they can subscribe again (form)"
+    if erased:
+        return (
+            False,
+            "erased on request (GDPR Art. 17); re-add only with new consent (--readd-forgotten)",
+        )
+    return None
+
+
+def _safe_cell(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def export_csv(
+    store: Store,
+    out: TextIO,
+    *,
+    statuses: Sequence[str] = ("confirmed",),
+    delimiter: str = ";",
+    bom: bool = True,
+) -> int:
+    """Write the list as CSV that spreadsheets open directly (and ``import_csv`` reads back)."""
+    if bom:
+        out.write("\ufeff")
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    n = 0
+    for row in store.subscribers.iter(statuses or None):
+        since = row["confirmed_at"] or row["created_at"]
+        writer.writerow(
+            [
+                row["email"],
+                _safe_cell(row["name"] or ""),
+                row["language"],
+                row["status"],
+                since.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if since else "",
+            ]
+        )
+        n += 1
+    return n

@@ -1,0 +1,190 @@
+"""The subscriber pages' rendering: Jinja2 templates in ``templates/web/``, texts in German and
+English from its ``texts.yaml``, and the headers every page carries.
+
+Pages use no external assets; the one stylesheet is inlined and allowed by its hash in the
+Content-Security-Policy.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+import yaml
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from session_bot.adapters.render.invitations import default_templates_dir
+from session_bot.core.errors import SessionBotError
+from session_bot.web.deps import WebContext
+
+LANGS = ("de", "en")
+
+
+@dataclass(frozen=True)
+class Pages:
+    env: jinja2.Environment
+    texts: Mapping[str, Mapping[str, str]]
+    css: str
+    csp: str
+    consent_versions: Mapping[str, str]
+
+
+@functools.cache
+def pages() -> Pages:
+    """The templates, texts and stylesheet, loaded once."""
+    folder = default_templates_dir() / "web"
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    texts: dict[str, dict[str, str]] = yaml.safe_load((folder / "texts.yaml").read_text("utf-8"))
+    missing = set(texts["de"]) ^ set(texts["en"])
+    if missing:
+        raise SessionBotError(
+            f"{folder / 'texts.yaml'}: keys {sorted(missing)} exist in one language only; "
+            "give every text in de and en"
+        )
+    css = (folder / "style.css").read_text("utf-8")
+    digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+    csp = (
+        f"default-src 'none'; style-src 'sha256-{digest}'; img-src data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    versions = {
+        lang: f"{lang}-{hashlib.sha256(' '.join(t['consent'].split()).encode()).hexdigest()[:12]}"
+        for lang, t in texts.items()
+    }
+    return Pages(env, texts, css, csp, versions)
+
+
+def texts(lang: str) -> Mapping[str, str]:
+    return pages().texts[lang]
+
+
+def consent_version(lang: str) -> str:
+    """The version of the consent text shown in ``lang`` (changes whenever its wording does)."""
+    return pages().consent_versions[lang]
+
+
+def _headers(p: Pages, lang: str) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": p.csp,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        # Token URLs must not leak to anywhere through a Referer.
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+        "Content-Language": lang,
+    }
+
+
+def render_page(
+    request: Request,
+    ctx: WebContext,
+    template: str,
+    lang: str,
+    *,
+    title_key: str,
+    status: int = 200,
+    extra_headers: Mapping[str, str] | None = None,
+    **values: Any,
+) -> HTMLResponse:
+    p = pages()
+    t = p.texts[lang]
+    other = "en" if lang == "de" else "de"
+    html = p.env.get_template(template).render(
+        lang=lang,
+        t=t,
+        css=p.css,
+        title=t[title_key],
+        series_title=series_title(ctx),
+        other_lang=other,
+        other_lang_url=f"{request.url.path}?lang={other}",
+        action=f"{request.url.path}?lang={lang}",
+        **values,
+    )
+    return HTMLResponse(html, status, headers={**_headers(p, lang), **(extra_headers or {})})
+
+
+def message_page(
+    request: Request,
+    ctx: WebContext,
+    lang: str,
+    title_key: str,
+    *paragraph_keys: str,
+    status: int = 200,
+    button_key: str | None = None,
+    link: tuple[str, str] | None = None,
+    fill: Mapping[str, str] | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """A page of text paragraphs (``{title}``, ``{email}`` … filled in), with an optional
+    button that POSTs back to the same URL or a link."""
+    t = texts(lang)
+    fill = {"title": series_title(ctx), **(fill or {})}
+    paragraphs = []
+    for key in paragraph_keys:
+        text = t[key]
+        for name, value in fill.items():
+            text = text.replace("{" + name + "}", value)
+        paragraphs.append(text)
+    return render_page(
+        request,
+        ctx,
+        "message.html",
+        lang,
+        title_key=title_key,
+        status=status,
+        extra_headers=extra_headers,
+        paragraphs=paragraphs,
+        button=t[button_key] if button_key else None,
+        link={"url": link[0], "text": t[link[1]]} if link else None,
+    )
+
+
+def invalid_page() -> HTMLResponse:
+    """The answer to a forged, altered or retired link (both languages on one page)."""
+    p = pages()
+    html = p.env.get_template("invalid.html").render(css=p.css)
+    return HTMLResponse(html, 400, headers=_headers(p, "de"))
+
+
+def series_title(ctx: WebContext) -> str:
+    try:
+        return ctx.plan().series[0].title
+    except (SessionBotError, IndexError):
+        return "session-bot"
+
+
+def page_language(request: Request, requested: str | None, preferred: str | None = None) -> str:
+    """?lang= first, then the subscriber's language, then Accept-Language, then German."""
+    if requested in LANGS:
+        return requested
+    if preferred in LANGS:
+        return preferred
+    best, best_q = "de", -1.0
+    for part in request.headers.get("accept-language", "").split(","):
+        tag, _, params = part.strip().partition(";")
+        primary = tag.strip().lower().split("-")[0]
+        if primary not in LANGS:
+            continue
+        q = 1.0
+        m = re.search(r"q\s*=\s*([0-9.]+)", params)
+        if m:
+            try:
+                q = float(m.group(1))
+            except ValueError:
+                q = 0.0
+        if q > best_q:
+            best, best_q = primary, q
+    return best
