@@ -20,11 +20,11 @@ from session_bot import wiring
 from session_bot.adapters.clock import ManualClock
 from session_bot.adapters.db.store import Store
 from session_bot.adapters.mail import MaildirTransport, SmtpTransport, Transport
-from session_bot.app.alerts import make_alerter
 from session_bot.app.runner import Runner
 from session_bot.core.plan import Plan, parse_plan
 from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.settings import Settings, load_settings
+from session_bot.wiring import make_alerter
 from tests.smtp_server import CollectingHandler, SmtpServer
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -269,7 +269,7 @@ def test_progress_bar_and_summary_for_a_human(
             store, transport, first, personalise, sender=SENDER, clock=utc_now, progress=True
         )
         err = capsys.readouterr().err
-        with caplog.at_level(logging.INFO, logger="session_bot.app.delivery"):
+        with caplog.at_level(logging.INFO, logger="session_bot.delivery"):
             deliver_mailing(store, transport, second, personalise, sender=SENDER, clock=utc_now)
         transport.close()
     assert f"mailing {first}: 4 sent, 1 skipped" in err

@@ -25,13 +25,13 @@ from session_bot import wiring
 from session_bot.adapters.clock import ManualClock
 from session_bot.adapters.db.store import Store
 from session_bot.adapters.mail import MaildirTransport
-from session_bot.app.alerts import make_alerter
 from session_bot.app.runner import Runner, state_from_store
 from session_bot.cli.status import collect_status
 from session_bot.core.plan import Plan, load_plan
 from session_bot.core.timeline import next_due
 from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.settings import Settings, load_settings
+from session_bot.wiring import make_alerter
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ALERTS_TO = "orga-alerts@example.org"

@@ -18,8 +18,10 @@ from session_bot.adapters.lock import FileLock, RunLock
 from session_bot.adapters.mail import MaildirTransport, SmtpTransport, Transport
 from session_bot.adapters.render.invitations import DkimConfig, MailConfig, Renderer
 from session_bot.adapters.zoom import ZoomClient
+from session_bot.app.alerts import Alerter
 from session_bot.app.delivery import RateLimits
 from session_bot.app.runner import Runner
+from session_bot.core.clock import Clock
 from session_bot.core.errors import ConfigError
 from session_bot.core.plan import Plan, Series
 from session_bot.core.recipient import Recipient
@@ -30,7 +32,6 @@ from session_bot.settings import Settings
 if TYPE_CHECKING:
     from session_bot.sandbox.zoom import ZoomSandbox
 
-Clock = Callable[[], dt.datetime]
 
 GO_LIVE_ZOOM = (
     "No Zoom credentials are set. To go live, create a Server-to-Server OAuth app in the Zoom App "
@@ -271,3 +272,24 @@ def build_runner(
 def var_path(settings: Settings, name: str) -> Path:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     return settings.var_dir / name
+
+
+def make_alerter(
+    settings: Settings,
+    plan: Plan,
+    store: Store,
+    transport: Transport,
+    clock: Clock | None = None,
+) -> Alerter:
+    """The alerter for the runner's hooks: ``runner.on_hold = a``, ``runner.on_alert = a.notice``."""
+    return Alerter(
+        store=store,
+        transport=transport,
+        to=settings.alert_email,
+        sender=envelope_sender(settings, plan),
+        from_address=settings.mail_from or plan.series[0].organiser.email,
+        plan_source=plan.source,
+        organiser=plan.series[0].organiser.email,
+        zone=plan.series[0].zone,
+        clock=clock,
+    )

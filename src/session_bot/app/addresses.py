@@ -12,13 +12,11 @@ import hmac
 
 from email_validator import EmailNotValidError, validate_email
 
+from session_bot.core.errors import InvalidAddress
+
 NAME_MAX = 200
 # Spreadsheets run cells starting with these as formulas (CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-class InvalidAddress(ValueError):
-    """An address that is not syntactically valid; ``str()`` says why (English)."""
 
 
 def normalise_address(raw: str) -> str:

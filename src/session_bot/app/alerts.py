@@ -18,13 +18,12 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
 from zoneinfo import ZoneInfo
 
-from session_bot.adapters.db.store import Store
-from session_bot.adapters.mail import Transport
+from session_bot.app.ports.mail import Transport
+from session_bot.app.ports.store import Store
 from session_bot.core.errors import MailError
 from session_bot.core.plan import Occurrence, Plan
-from session_bot.settings import Settings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("session_bot.alerts")  # the component name admins filter by
 
 # The store's alert rows are keyed per local day, so "once a day" never drifts with run times.
 _KEEP = dt.timedelta(days=400)
@@ -179,7 +178,9 @@ class Alerter:
     def notice(self, subject: str, body: str) -> None:
         """The runner's ``on_alert`` hook (Zoom meeting deleted or changed behind our back)."""
         if self.clock is None:
-            raise ValueError("Alerter.notice needs the alerter's clock (make_alerter(..., clock=))")
+            raise ValueError(
+                "Alerter.notice needs the alerter's clock (wiring.make_alerter(..., clock=))"
+            )
         self.send_notice(subject, body, self.clock())
 
     def send_notice(self, subject: str, body: str, now: dt.datetime) -> bool:
@@ -226,26 +227,3 @@ class Alerter:
             log.error("alert to %s not sent: %s %s", to, result.code, result.response)
             return False
         return True
-
-
-def make_alerter(
-    settings: Settings,
-    plan: Plan,
-    store: Store,
-    transport: Transport,
-    clock: Callable[[], dt.datetime] | None = None,
-) -> Alerter:
-    """The alerter for the runner's hooks: ``runner.on_hold = a``, ``runner.on_alert = a.notice``."""
-    from session_bot.wiring import envelope_sender
-
-    return Alerter(
-        store=store,
-        transport=transport,
-        to=settings.alert_email,
-        sender=envelope_sender(settings, plan),
-        from_address=settings.mail_from or plan.series[0].organiser.email,
-        plan_source=plan.source,
-        organiser=plan.series[0].organiser.email,
-        zone=plan.series[0].zone,
-        clock=clock,
-    )

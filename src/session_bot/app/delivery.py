@@ -15,117 +15,29 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from session_bot.adapters.db.store import Store
-from session_bot.adapters.mail import SendResult, Transport
+from session_bot.app.delivery_policy import (
+    MAX_ATTEMPTS,
+    DeliveryPolicy,
+    DeliveryReport,
+    RateLimits,
+    backoff,
+)
+from session_bot.app.delivery_progress import Display, display
+from session_bot.app.ports.mail import SendResult, Transport
+from session_bot.app.ports.store import Store
+from session_bot.core.clock import Clock
 from session_bot.core.errors import MailError
 from session_bot.core.records import DeliveryOutcome, DeliveryRow, OutcomeStatus
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    pass
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("session_bot.delivery")  # the component name admins filter by
 
 Personalise = Callable[[DeliveryRow], bytes]
-Clock = Callable[[], dt.datetime]
-MAX_ATTEMPTS = 8
-
-
-def backoff(attempts: int) -> dt.timedelta:
-    """1, 2, 4 … minutes after the n-th failed attempt, capped at 2 hours."""
-    return dt.timedelta(minutes=min(2 ** max(attempts - 1, 0), 120))
-
-
-@dataclass(frozen=True)
-class RateLimits:
-    """At most ``n`` messages in any window of length ``w`` (sliding: every moment, not per tick)."""
-
-    windows: tuple[tuple[dt.timedelta, int], ...]
-
-    @classmethod
-    def of(
-        cls,
-        *,
-        per_second: int | None = None,
-        per_minute: int | None = None,
-        per_hour: int | None = None,
-    ) -> RateLimits | None:
-        """From the settings ``rate_per_second``/``_minute``/``_hour``; None when none is set."""
-        limits = (
-            (dt.timedelta(seconds=1), per_second),
-            (dt.timedelta(minutes=1), per_minute),
-            (dt.timedelta(hours=1), per_hour),
-        )
-        windows = tuple((w, n) for w, n in limits if n is not None)
-        return cls(windows) if windows else None
-
-
-@dataclass(frozen=True)
-class DeliveryPolicy:
-    """Tuning; the defaults suit a real provider, tests shorten the waits."""
-
-    # Rows a connection claims at a time: also how many a crash can leave ambiguous per connection.
-    batch: int = 10
-    max_attempts: int = MAX_ATTEMPTS
-    backoff: Callable[[int], dt.timedelta] = backoff
-    # Consecutive "mailbox does not exist" answers that set a subscriber aside as bounced.
-    bounce_limit: int = 3
-    # Wait within this call for retries or rate-limit slots due this soon; later ones are left
-    # for the next run (``DeliveryReport.next_attempt_at`` says when).
-    linger: dt.timedelta = dt.timedelta(minutes=5)
-    # Seconds between attempts to (re)connect; after the last, the connection gives up.
-    reconnect_delays: tuple[float, ...] = (1.0, 5.0, 15.0)
-    # A `sending` row of another worker this old is taken to be from a dead process.
-    stale_after: dt.timedelta = dt.timedelta(minutes=15)
-    # With rate limits: a claimed message reaches the server within this time (a message not
-    # started within half of it is released instead), so the limiter can count it until then.
-    inflight_bound: dt.timedelta = dt.timedelta(minutes=10)
-    poll: float = 1.0  # longest sleep between looks while waiting
-
-
-@dataclass
-class DeliveryReport:
-    sent: int = 0
-    temporary: int = 0  # rows still waiting for a retry when the call returned
-    permanent: int = 0
-    skipped: int = 0
-    bounced: int = 0  # permanent failures that were "mailbox does not exist"
-    retries: int = 0  # temporary failures met along the way
-    ambiguous: int = 0  # connections cut after the data, before the answer (may duplicate)
-    failures: list[str] = field(default_factory=list)
-    next_attempt_at: dt.datetime | None = None
-    seconds: float = 0.0
-
-    def add(self, other: DeliveryReport) -> None:
-        self.sent += other.sent
-        self.temporary += other.temporary
-        self.permanent += other.permanent
-        self.skipped += other.skipped
-        self.bounced += other.bounced
-        self.retries += other.retries
-        self.ambiguous += other.ambiguous
-        self.failures.extend(other.failures)
-        self.seconds += other.seconds
-        if other.next_attempt_at is not None and (
-            self.next_attempt_at is None or other.next_attempt_at < self.next_attempt_at
-        ):
-            self.next_attempt_at = other.next_attempt_at
-
-    def summary(self) -> str:
-        parts = [f"{self.sent} sent"]
-        if self.permanent:
-            parts.append(f"{self.permanent} failed ({self.bounced} hard bounce(s))")
-        if self.skipped:
-            parts.append(f"{self.skipped} skipped")
-        if self.temporary:
-            parts.append(f"{self.temporary} to retry")
-        rate = f", {self.sent / self.seconds:.0f}/s" if self.seconds > 0 and self.sent else ""
-        return ", ".join(parts) + f" in {self.seconds:.1f} s{rate}"
 
 
 def deliver_mailing(
@@ -161,7 +73,7 @@ def deliver_mailing(
     counts = store.mailings.delivery_counts(mailing_id)
     todo = counts.get("pending", 0) + counts.get("sending", 0)
     run.connections = len(transports)
-    with _display(progress, mailing_id, todo) as show:
+    with display(progress, mailing_id, todo) as show:
         run.show = show
         threads = [
             threading.Thread(target=run.work, args=(t, i), name=f"deliver-{mailing_id}-{i}")
@@ -212,7 +124,7 @@ class _Delivery:
         self.errors: list[BaseException] = []
         self.gave_up: list[MailError] = []  # one per connection that could not be used
         self.connections = 1
-        self.show: _Display = _Display(None, mailing_id, 0)
+        self.show: Display = Display(None, mailing_id, 0)
 
     # --- one connection --------------------------------------------------------------------
     def work(self, transport: Transport, index: int) -> None:
@@ -425,75 +337,11 @@ class _Delivery:
         return r
 
 
-class _Display:
-    """Progress for a human (rich, on stderr) or for the log (a line every 10 s)."""
-
-    def __init__(self, bar: Progress | None, mailing_id: int, total: int) -> None:
-        self._bar = bar
-        self._task = bar.add_task("deliver", total=total, mailing=mailing_id) if bar else None
-        self._mailing_id = mailing_id
-        self._total = total
-        self._last_log = time.monotonic()
-        self._lock = threading.Lock()
-
-    def advance(self, done: int, report: DeliveryReport) -> None:
-        if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, completed=done)
-            return
-        with self._lock:
-            now = time.monotonic()
-            if now - self._last_log < 10.0:
-                return
-            self._last_log = now
-        log.info(
-            "mailing %s: %d/%d done (%d sent, %d failed, %d retries)",
-            self._mailing_id,
-            done,
-            self._total,
-            report.sent,
-            report.permanent,
-            report.retries,
-        )
-
-    def done(self, report: DeliveryReport) -> None:
-        if self._bar is None:
-            return
-        self._bar.stop()
-        console = self._bar.console
-        console.print(f"[bold]mailing {self._mailing_id}[/]: {report.summary()}")
-        for failure in report.failures[:10]:
-            console.print(f"  [red]failed[/] {failure}", markup=True, highlight=False)
-        if len(report.failures) > 10:
-            console.print(f"  … and {len(report.failures) - 10} more")
-
-
-@contextmanager
-def _display(progress: bool, mailing_id: int, total: int) -> Iterator[_Display]:
-    if not progress:
-        yield _Display(None, mailing_id, total)
-        return
-    # rich only when a human watches: `session-bot --help` and the daemon stay light.
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(
-        TextColumn("mailing {task.fields[mailing]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    )
-    display = _Display(bar, mailing_id, total)
-    bar.start()
-    try:
-        yield display
-    finally:
-        bar.stop()
+__all__ = [
+    "MAX_ATTEMPTS",
+    "DeliveryPolicy",
+    "DeliveryReport",
+    "RateLimits",
+    "backoff",
+    "deliver_mailing",
+]

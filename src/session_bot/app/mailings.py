@@ -29,7 +29,7 @@ from session_bot.core.records import DeliveryRow, MailingRow, SessionRow
 
 if TYPE_CHECKING:
     # The transport's protocol moves to session_bot.app.ports.mail.
-    from session_bot.adapters.mail import Transport
+    from session_bot.app.ports.mail import Transport
 
 # The runner's log name: admins filter on it, and these lines were the runner's before the split.
 log = logging.getLogger("session_bot.runner")
@@ -155,8 +155,7 @@ class MailingDesk:
         rendered = self._rendered.pop(mailing.id, None) or self._render_again(mailing, occ, now)
         log.info("delivering mailing %s (%s, %s)", mailing.id, mailing.kind, mailing.session_key)
         return deliver_mailing(
-            # Until app.delivery takes the Store port; then mypy reports this ignore as unused.
-            self._store,  # type: ignore[arg-type]
+            self._store,
             self._transport,
             mailing.id,
             self._personaliser(mailing, occ, rendered, now),

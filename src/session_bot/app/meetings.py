@@ -13,14 +13,11 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
-# LostCreateAnswer moves to session_bot.core.errors (see adapters/zoom/errors.py); until then
-# it is the one name the use cases take from an adapter.
-from session_bot.adapters.zoom.errors import LostCreateAnswer
 from session_bot.app.ports.store import Store
 from session_bot.app.ports.zoom import ZoomMeetings
 from session_bot.app.run_report import RunReport
 from session_bot.core.clock import Clock
-from session_bot.core.errors import ZoomNotFound
+from session_bot.core.errors import LostCreateAnswer, ZoomNotFound
 from session_bot.core.meeting import Meeting, MeetingRequest, marker
 from session_bot.core.plan import Occurrence
 from session_bot.core.records import SessionRow

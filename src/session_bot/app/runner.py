@@ -31,7 +31,7 @@ from session_bot.core.timeline import Action, SessionState, due_actions
 
 if TYPE_CHECKING:
     # The transport's protocol moves to session_bot.app.ports.mail.
-    from session_bot.adapters.mail import Transport
+    from session_bot.app.ports.mail import Transport
 
 # ``meeting_request`` is re-exported for the tests that create meetings the way the runner does.
 __all__ = ["RunReport", "Runner", "meeting_request", "state_from_store"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 
 from session_bot.app.addresses import (
-    InvalidAddress,
     clean_name,
     email_key,
     forget_hash,
@@ -19,7 +18,7 @@ from session_bot.app.addresses import (
 )
 from session_bot.app.double_opt_in import UnsubscribeResult, unsubscribe
 from session_bot.app.ports.store import Store
-from session_bot.core.errors import SessionBotError
+from session_bot.core.errors import InvalidAddress, SessionBotError
 from session_bot.core.languages import LANGUAGES
 
 

@@ -18,13 +18,12 @@ from typing import Any
 
 from session_bot.app.addresses import (
     NAME_MAX,
-    InvalidAddress,
     clean_name,
     email_key,
     looks_like_address,
     normalise_address,
 )
-from session_bot.core.errors import SubscriberImportError
+from session_bot.core.errors import InvalidAddress, SubscriberImportError
 
 _HEADER_ALIASES = {
     "email": "email",

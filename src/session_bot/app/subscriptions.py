@@ -24,7 +24,6 @@ The work is done in the sibling modules; this one re-exports their public names,
 from __future__ import annotations
 
 from session_bot.app.addresses import (
-    InvalidAddress,
     email_key,
     forget_hash,
     keyed_hash,
@@ -68,6 +67,7 @@ from session_bot.app.subscriber_tokens import (
     read_unsubscribe_token,
     unsubscribe_token,
 )
+from session_bot.core.errors import InvalidAddress
 from session_bot.core.languages import LANGUAGES
 
 __all__ = [

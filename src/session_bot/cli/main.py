@@ -87,7 +87,7 @@ def run(
             for line in lines or ["nothing is due"]:
                 typer.echo(line)
             return
-        from session_bot.app.alerts import make_alerter
+        from session_bot.wiring import make_alerter
 
         zoom = wiring.make_zoom(settings, store, clock)
         runner = wiring.build_runner(

@@ -13,10 +13,15 @@ boundary per external system; nothing in the middle of the logic catches ``Excep
      ├── LockBusy                   another run/daemon holds the lock
      ├── ZoomError                  anything Zoom answered that we cannot work around
      │    ├── ZoomAuthError         bad credentials / missing scope / unknown user
+     │    │    └── ZoomUnknownUser  SESSION_BOT_ZOOM_USER names no user (also a ZoomNotFound)
      │    ├── ZoomNotFound          meeting (3001) or user (1001) does not exist
      │    ├── ZoomRateLimited       429 that outlasted our retry budget (daily limit)
      │    └── ZoomUnavailable       5xx / timeouts / connection errors after bounded retries
+     │         └── LostCreateAnswer a create whose answer never came: find it before creating
      └── MailError                  transport could not be used at all (connect/auth/TLS)
+
+    InvalidAddress (a ValueError)   one address fails the syntax check; callers turn it into a
+                                    line of an import report or a form message, never a crash
 """
 
 from __future__ import annotations
@@ -101,3 +106,21 @@ class ZoomUnavailable(ZoomError):
 
 class MailError(SessionBotError):
     """The mail transport could not be used (connect, TLS, auth, outbox directory)."""
+
+
+class ZoomUnknownUser(ZoomAuthError, ZoomNotFound):
+    """``SESSION_BOT_ZOOM_USER`` names no user of the account (Zoom code 1001).
+
+    Both a setting to fix (``ZoomAuthError``) and Zoom's 404/1001 (``ZoomNotFound``).
+    """
+
+
+class LostCreateAnswer(ZoomUnavailable):
+    """A create whose answer never arrived (timeout, dropped connection, 5xx): it may exist.
+
+    The caller must look for the meeting's marker (``find_by_marker``) before creating again.
+    """
+
+
+class InvalidAddress(ValueError):
+    """An address that is not syntactically valid; ``str()`` says why (English)."""

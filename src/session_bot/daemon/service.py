@@ -45,7 +45,6 @@ from session_bot.adapters.clock import system_clock
 from session_bot.adapters.db.advisory import Instance, is_postgresql
 from session_bot.adapters.db.leadership import Leadership
 from session_bot.adapters.db.store import Store
-from session_bot.app.alerts import make_alerter
 from session_bot.core.clock import Clock
 from session_bot.core.plan import Plan, load_plan
 from session_bot.daemon.jobs import PLAN_CHECK_SECONDS, TICK_SECONDS, Jobs, PlanFile
@@ -62,6 +61,7 @@ from session_bot.daemon.roles import Role, Roles
 from session_bot.daemon.runs import Runs, report_dict
 from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.settings import Settings
+from session_bot.wiring import make_alerter
 
 __all__ = ["Daemon", "report_dict", "serve"]  # report_dict: for tests/test_web_admin.py
 

@@ -7,7 +7,7 @@ transports; this module only re-exports them, so importers need not know the lay
 
 from session_bot.adapters.mail.maildir import MaildirTransport
 from session_bot.adapters.mail.smtp import SmtpTransport, TlsMode, classify
-from session_bot.adapters.mail.transport import HARD_BOUNCE_STATUS, Outcome, SendResult, Transport
+from session_bot.app.ports.mail import HARD_BOUNCE_STATUS, Outcome, SendResult, Transport
 
 __all__ = [
     "HARD_BOUNCE_STATUS",

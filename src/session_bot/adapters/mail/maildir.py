@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from session_bot.adapters.mail.transport import SendResult
+from session_bot.app.ports.mail import SendResult
 from session_bot.core.errors import MailError
 
 

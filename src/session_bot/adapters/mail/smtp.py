@@ -17,7 +17,7 @@ import ssl
 from collections.abc import Generator, Iterable, Iterator
 from typing import Literal
 
-from session_bot.adapters.mail.transport import Outcome, SendResult
+from session_bot.app.ports.mail import Outcome, SendResult
 from session_bot.core.errors import MailError
 
 TlsMode = Literal["starttls", "ssl", "none"]

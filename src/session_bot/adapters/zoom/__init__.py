@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from session_bot.adapters.zoom.answers import SCOPES
 from session_bot.adapters.zoom.client import AGENDA_MAX, TOPIC_MAX, MeetingSummary, ZoomClient
-from session_bot.adapters.zoom.errors import LostCreateAnswer, ZoomUnknownUser
 from session_bot.adapters.zoom.oauth import TOKEN_MARGIN, MemoryTokenCache, TokenCache
 from session_bot.adapters.zoom.transport import RetryPolicy
+from session_bot.core.errors import LostCreateAnswer, ZoomUnknownUser
 from session_bot.core.meeting import (
     MARKER_PREFIX,
     DialIn,

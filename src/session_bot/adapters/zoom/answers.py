@@ -14,8 +14,7 @@ from typing import Any
 
 import requests
 
-from session_bot.adapters.zoom.errors import ZoomUnknownUser
-from session_bot.core.errors import ZoomAuthError, ZoomError, ZoomNotFound
+from session_bot.core.errors import ZoomAuthError, ZoomError, ZoomNotFound, ZoomUnknownUser
 from session_bot.core.meeting import group_meeting_id
 
 # Scopes per operation: classic first, then the granular one new apps get ([M], [U]).

@@ -22,8 +22,7 @@ import urllib3.exceptions
 from requests.auth import AuthBase
 
 from session_bot.adapters.zoom.answers import WHAT, error_body
-from session_bot.adapters.zoom.errors import LostCreateAnswer
-from session_bot.core.errors import ConfigError, ZoomRateLimited, ZoomUnavailable
+from session_bot.core.errors import ConfigError, LostCreateAnswer, ZoomRateLimited, ZoomUnavailable
 
 # Admins filter the log by component, and every Zoom line has always come under this name.
 log = logging.getLogger("session_bot.zoom")

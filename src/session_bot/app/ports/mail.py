@@ -1,7 +1,7 @@
-"""What a transport is and what it answers: the types the rest of the project uses.
+"""What a mail transport is and what it answers (the adapters in ``adapters.mail`` implement it).
 
 A transport is one connection; ``clone()`` gives another one with the same settings, so the
-delivery loop can run several in parallel threads (see ``delivery.py``).
+delivery loop can run several in parallel threads (see ``app.delivery``).
 
 What a result means for the delivery row:
 

@@ -1,0 +1,101 @@
+"""How a mailing is delivered: retry backoff, rate limits, the delivery policy, and the report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+MAX_ATTEMPTS = 8
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """1, 2, 4 … minutes after the n-th failed attempt, capped at 2 hours."""
+    return dt.timedelta(minutes=min(2 ** max(attempts - 1, 0), 120))
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """At most ``n`` messages in any window of length ``w`` (sliding: every moment, not per tick)."""
+
+    windows: tuple[tuple[dt.timedelta, int], ...]
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        per_second: int | None = None,
+        per_minute: int | None = None,
+        per_hour: int | None = None,
+    ) -> RateLimits | None:
+        """From the settings ``rate_per_second``/``_minute``/``_hour``; None when none is set."""
+        limits = (
+            (dt.timedelta(seconds=1), per_second),
+            (dt.timedelta(minutes=1), per_minute),
+            (dt.timedelta(hours=1), per_hour),
+        )
+        windows = tuple((w, n) for w, n in limits if n is not None)
+        return cls(windows) if windows else None
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """Tuning; the defaults suit a real provider, tests shorten the waits."""
+
+    # Rows a connection claims at a time: also how many a crash can leave ambiguous per connection.
+    batch: int = 10
+    max_attempts: int = MAX_ATTEMPTS
+    backoff: Callable[[int], dt.timedelta] = backoff
+    # Consecutive "mailbox does not exist" answers that set a subscriber aside as bounced.
+    bounce_limit: int = 3
+    # Wait within this call for retries or rate-limit slots due this soon; later ones are left
+    # for the next run (``DeliveryReport.next_attempt_at`` says when).
+    linger: dt.timedelta = dt.timedelta(minutes=5)
+    # Seconds between attempts to (re)connect; after the last, the connection gives up.
+    reconnect_delays: tuple[float, ...] = (1.0, 5.0, 15.0)
+    # A `sending` row of another worker this old is taken to be from a dead process.
+    stale_after: dt.timedelta = dt.timedelta(minutes=15)
+    # With rate limits: a claimed message reaches the server within this time (a message not
+    # started within half of it is released instead), so the limiter can count it until then.
+    inflight_bound: dt.timedelta = dt.timedelta(minutes=10)
+    poll: float = 1.0  # longest sleep between looks while waiting
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    temporary: int = 0  # rows still waiting for a retry when the call returned
+    permanent: int = 0
+    skipped: int = 0
+    bounced: int = 0  # permanent failures that were "mailbox does not exist"
+    retries: int = 0  # temporary failures met along the way
+    ambiguous: int = 0  # connections cut after the data, before the answer (may duplicate)
+    failures: list[str] = field(default_factory=list)
+    next_attempt_at: dt.datetime | None = None
+    seconds: float = 0.0
+
+    def add(self, other: DeliveryReport) -> None:
+        self.sent += other.sent
+        self.temporary += other.temporary
+        self.permanent += other.permanent
+        self.skipped += other.skipped
+        self.bounced += other.bounced
+        self.retries += other.retries
+        self.ambiguous += other.ambiguous
+        self.failures.extend(other.failures)
+        self.seconds += other.seconds
+        if other.next_attempt_at is not None and (
+            self.next_attempt_at is None or other.next_attempt_at < self.next_attempt_at
+        ):
+            self.next_attempt_at = other.next_attempt_at
+
+    def summary(self) -> str:
+        parts = [f"{self.sent} sent"]
+        if self.permanent:
+            parts.append(f"{self.permanent} failed ({self.bounced} hard bounce(s))")
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped")
+        if self.temporary:
+            parts.append(f"{self.temporary} to retry")
+        rate = f", {self.sent / self.seconds:.0f}/s" if self.seconds > 0 and self.sent else ""
+        return ", ".join(parts) + f" in {self.seconds:.1f} s{rate}"
