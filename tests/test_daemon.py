@@ -22,7 +22,7 @@ import pytest
 from session_bot import wiring
 from session_bot.adapters.clock import ManualClock
 from session_bot.adapters.db.store import Store
-from session_bot.cli.serve import wait_for_run_lock
+from session_bot.cli.common import wait_for_run_lock
 from session_bot.core.errors import LockBusy
 from session_bot.daemon.service import Daemon
 from session_bot.settings import Settings, load_settings

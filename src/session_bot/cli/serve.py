@@ -1,8 +1,7 @@
 """CLI commands of the daemon side: `serve` and `send`. ``register(app)`` adds them to the app.
 
 Only typer and the standard library are imported at the top: `session-bot --help` stays fast.
-This module does not import ``session_bot.cli.main`` (which imports it), so neither order of import
-breaks.
+It imports nothing of the CLI but ``common``; ``cli.main`` mounts it, never the other way round.
 """
 
 from __future__ import annotations
@@ -14,58 +13,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from session_bot.cli.common import Echo, EnvFile, PlanOpt, fail, load, wait_for_run_lock
 from session_bot.core.errors import SessionBotError
 
 if TYPE_CHECKING:
-    from session_bot.adapters.lock import RunLock
     from session_bot.core.plan import Occurrence, Plan
     from session_bot.settings import Settings
 
-Echo = Callable[[str], None]
 KINDS = ("invitation", "reminder")
-
-EnvFile = Annotated[Path, typer.Option("--env-file", help="Settings file (python-dotenv format).")]
-PlanOpt = Annotated[
-    Path | None, typer.Option("--plan", help="Plan file (default: SESSION_BOT_PLAN).")
-]
-
-
-def _settings(env_file: Path, **overrides: Any) -> Settings:
-    from session_bot.logs import setup_logging
-    from session_bot.settings import load_settings
-
-    settings = load_settings(
-        env_file if env_file.exists() else None,
-        **{k: v for k, v in overrides.items() if v is not None},
-    )
-    setup_logging(settings.log_format)
-    return settings
-
-
-def _fail(err: SessionBotError) -> None:
-    typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(err.exit_code)
-
-
-def wait_for_run_lock(settings: Settings, echo: Echo) -> RunLock:
-    """The run lock; if another run holds it, say so and wait up to SESSION_BOT_LOCK_TIMEOUT.
-
-    On PostgreSQL the lock is database-wide: the run waits for the leader's run on any host."""
-    from session_bot import wiring
-    from session_bot.core.errors import LockBusy
-
-    lock = wiring.run_lock(settings)
-    try:
-        return lock.acquire(timeout=0)
-    except LockBusy:
-        echo(
-            f"Another session-bot run is active (the daemon?); waiting up to "
-            f"{settings.lock_timeout:.0f} s for it to finish …"
-        )
-        return lock.acquire(timeout=settings.lock_timeout)
-
-
-# --- send -------------------------------------------------------------------------------------
 
 
 def _sendable(plan: Plan, date: str, kind: str, now: dt.datetime) -> Occurrence:
@@ -226,7 +181,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the daemon: scheduled runs, web pages, admin API. SIGHUP reloads the plan."""
         try:
-            settings = _settings(env_file, log_format=log_format)
+            settings = load(env_file, log_format=log_format)
             from session_bot.adapters.clock import system_clock
             from session_bot.daemon.service import serve as serve_daemon
 
@@ -240,7 +195,7 @@ def register(app: typer.Typer) -> None:
                 plan_check_seconds=plan_check,
             )
         except SessionBotError as err:
-            _fail(err)
+            fail(err)
         raise typer.Exit(code)
 
     @app.command()
@@ -259,7 +214,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Send a session's invitation or reminder again to all subscribers, now (or one test)."""
         try:
-            settings = _settings(env_file)
+            settings = load(env_file)
             from session_bot.adapters.clock import system_clock
             from session_bot.core.plan import load_plan
 
@@ -279,17 +234,5 @@ def register(app: typer.Typer) -> None:
                     settings, the_plan, date, kind, to=to, clock=system_clock, echo=typer.echo
                 )
         except SessionBotError as err:
-            _fail(err)
+            fail(err)
         raise typer.Exit(code)
-
-
-def main() -> None:
-    """`python -m session_bot.cli.serve …`: the whole session-bot CLI, `serve`/`send` included."""
-    from session_bot.cli.main import app
-
-    register(app)
-    app()
-
-
-if __name__ == "__main__":
-    main()
