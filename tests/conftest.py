@@ -12,9 +12,10 @@ from session_bot.adapters.clock import ManualClock
 from session_bot.adapters.db.store import Store
 from session_bot.core.plan import Plan, load_plan
 from session_bot.sandbox.zoom import ZoomSandbox
-from session_bot.settings import Settings, load_settings
-from tests.pg import fresh_database, require_pg
-from tests.smtp_server import SmtpServer
+from session_bot.settings import Settings
+from tests.support.pg import fresh_database, require_pg
+from tests.support.settings import make_settings
+from tests.support.smtp_server import SmtpServer
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_PLAN = ROOT / "examples" / "willkommen.yaml"
@@ -64,14 +65,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """Settings on embedded defaults inside tmp_path (no .env is read)."""
-    return load_settings(
-        None,
-        database_url=database_url,
-        var_dir=tmp_path / "var",
-        plan=EXAMPLE_PLAN,
-        secret_key="test-secret-key-0123456789abcdef",
-        public_url="https://session-bot.example.org",
-    )
+    return make_settings(tmp_path, database_url=database_url)
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Test helpers shared by the whole suite: real servers, clocks, settings, waiting."""
