@@ -22,9 +22,10 @@ from fastapi.responses import HTMLResponse
 
 from session_bot.adapters.render.invitations import default_templates_dir
 from session_bot.core.errors import SessionBotError
+from session_bot.core.languages import LANGUAGES
 from session_bot.web.deps import WebContext
 
-LANGS = ("de", "en")
+LANGS = LANGUAGES  # the pages offer exactly the languages of the series
 
 
 @dataclass(frozen=True)

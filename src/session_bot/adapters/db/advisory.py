@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
@@ -20,9 +19,9 @@ from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from session_bot.core.clock import Clock
 from session_bot.core.errors import LockBusy, StoreError
 
-Clock = Callable[[], dt.datetime]
 Role = Literal["leader", "standby"]
 
 # Advisory lock keys: one bigint each; pg_locks shows them as classid (high) / objid (low).

@@ -43,7 +43,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from session_bot.adapters.db.advisory import (
     LEADER_KEY,
-    Clock,
     Instance,
     Role,
     Timing,
@@ -54,6 +53,7 @@ from session_bot.adapters.db.advisory import (
 )
 from session_bot.adapters.db.schema import kv
 from session_bot.app.run_requests import RUN_REQUEST_KEY
+from session_bot.core.clock import Clock
 
 log = logging.getLogger("session_bot.leader")  # the component name admins filter by
 
