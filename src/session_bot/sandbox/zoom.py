@@ -45,7 +45,7 @@ from session_bot.sandbox.zoom_wire import UTC, RecordedRequest
 
 __all__ = ["Fault", "RecordedRequest", "ZoomSandbox", "main", "run_sandbox"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("session_bot.zoom_sandbox")  # the component name admins filter by
 
 
 class ZoomSandbox:

@@ -19,7 +19,7 @@ from session_bot.sandbox.zoom_faults import DROPPING_KINDS
 from session_bot.sandbox.zoom_wire import JSON_TYPE, RecordedRequest, Reply, rate_category
 
 # The name the sandbox logged under before it was split into modules; log filters may use it.
-log = logging.getLogger("session_bot.sandbox.zoom")
+log = logging.getLogger("session_bot.zoom_sandbox")  # the component name admins filter by
 
 
 class SandboxServer(ThreadingHTTPServer):
