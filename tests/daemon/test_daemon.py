@@ -123,7 +123,11 @@ def test_a_changed_plan_file_rebuilds_the_jobs(
         text.replace('reminder_time: "09:00"', 'reminder_time: "10:30"'), encoding="utf-8"
     )
     wait_for(lambda: daemon.scheduled == REMINDER_AT + dt.timedelta(minutes=90), "the rebuilt job")
-    assert any("plan reloaded (file changed)" in r.getMessage() for r in caplog.records)
+    # The job is rebuilt a moment before the line that says so is logged (same thread).
+    wait_for(
+        lambda: any("plan reloaded (file changed)" in r.getMessage() for r in caplog.records),
+        "the reload's log line",
+    )
 
     # A broken plan keeps the previous one (and its jobs) and says why.
     settings.plan.write_text(text.replace("rrule:", "rrul:"), encoding="utf-8")
@@ -137,6 +141,10 @@ def test_a_changed_plan_file_rebuilds_the_jobs(
     before = sum("plan reloaded" in r.getMessage() for r in caplog.records)
     settings.plan.write_text(text, encoding="utf-8")
     wait_for(lambda: daemon.scheduled == REMINDER_AT, "the reload of the fixed plan")
+    wait_for(
+        lambda: sum("plan reloaded" in r.getMessage() for r in caplog.records) == before + 1,
+        "the fixed plan's reload log line",
+    )
     settings.plan.touch()
     time.sleep(0.6)  # three change checks
     assert sum("plan reloaded" in r.getMessage() for r in caplog.records) == before + 1
