@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     rate_per_second: int | None = Field(None, ge=1)
     rate_per_minute: int | None = Field(None, ge=1)
     rate_per_hour: int | None = Field(None, ge=1)
+    # How long a run waits for retries due soon (a server that said "try later") before it
+    # leaves them to the next run and ends as incomplete.
+    retry_wait_seconds: int = Field(300, ge=0, le=3600)
     mail_from: str | None = None
     bounce_address: str | None = None
     alert_email: str | None = None

@@ -266,6 +266,7 @@ def build_runner(
             per_hour=settings.rate_per_hour,
         ),
         progress=progress,
+        retry_wait=dt.timedelta(seconds=settings.retry_wait_seconds),
     )
 
 

@@ -71,6 +71,9 @@ class DeliveryReport:
     retries: int = 0  # temporary failures met along the way
     ambiguous: int = 0  # connections cut after the data, before the answer (may duplicate)
     failures: list[str] = field(default_factory=list)
+    # Mailings that could not go out at all this time (cannot be rendered, session gone from the
+    # plan), each with why; their rows stay pending and the run says so.
+    stuck: list[str] = field(default_factory=list)
     next_attempt_at: dt.datetime | None = None
     seconds: float = 0.0
 
@@ -83,6 +86,7 @@ class DeliveryReport:
         self.retries += other.retries
         self.ambiguous += other.ambiguous
         self.failures.extend(other.failures)
+        self.stuck.extend(other.stuck)
         self.seconds += other.seconds
         if other.next_attempt_at is not None and (
             self.next_attempt_at is None or other.next_attempt_at < self.next_attempt_at
@@ -97,5 +101,7 @@ class DeliveryReport:
             parts.append(f"{self.skipped} skipped")
         if self.temporary:
             parts.append(f"{self.temporary} to retry")
+        if self.stuck:
+            parts.append(f"{len(self.stuck)} mailing(s) could not be sent")
         rate = f", {self.sent / self.seconds:.0f}/s" if self.seconds > 0 and self.sent else ""
         return ", ".join(parts) + f" in {self.seconds:.1f} s{rate}"

@@ -2,7 +2,10 @@
 
 Every language is rendered before a mailing is frozen, so a template error stops us before
 anything is recorded. A mailing frozen in this run keeps its rendering for its delivery; one left
-open by an earlier run is rendered again from the plan, the stored meeting and its details.
+open by an earlier run is rendered again from the plan and what was frozen with it: its details
+and the meeting it announced (not the session's meeting now, which a cancellation clears or a
+re-created meeting replaces). A mailing that cannot be rendered again fails on its own: the other
+mailings of the run still go out.
 """
 
 from __future__ import annotations
@@ -14,13 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from session_bot.app.delivery import DeliveryReport, RateLimits, deliver_mailing
+from session_bot.app.delivery import DeliveryPolicy, DeliveryReport, RateLimits, deliver_mailing
 from session_bot.app.ports.render import RenderedMail, RendererFor
 from session_bot.app.ports.store import Store
 from session_bot.app.run_report import RunReport
 from session_bot.core.changes import describe
 from session_bot.core.clock import Clock
-from session_bot.core.errors import PlanError
+from session_bot.core.errors import PlanError, SessionBotError
 from session_bot.core.languages import LANGUAGES
 from session_bot.core.meeting import Meeting
 from session_bot.core.plan import Occurrence
@@ -47,6 +50,7 @@ class DeliveryOptions:
     rate: RateLimits | None = None
     progress: bool = False
     stop: threading.Event | None = None
+    retry_wait: dt.timedelta | None = None  # None: the delivery policy's default
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,8 @@ class MailingDesk:
     ) -> None:
         """Render (every language, so a template error stops us first), then freeze the mailing."""
         now = self._clock()
-        details: dict[str, Any] = {}
+        # The meeting this mailing announces, so that its later deliveries say the same.
+        details: dict[str, Any] = {"meeting": meeting.to_json() if meeting else None}
         if fields:
             details["changes"] = {lang: describe(fields, occ, lang) for lang in LANGUAGES}
         # The cancellation's reason comes from the plan, in each recipient's language.
@@ -110,7 +115,7 @@ class MailingDesk:
         if created:
             # The same run delivers it next: keep the rendering instead of doing it twice.
             self._rendered[mailing_id] = rendered
-        if created and details:
+        if created:
             self._store.mailings.set_details(mailing_id, details)
         if announce:
             self._store.sessions.record_announcement(
@@ -131,8 +136,10 @@ class MailingDesk:
         earlier = self._store.mailings.of_session(row.id)
         # A new sequence for every deliberate send keeps the calendar SEQUENCE rising.
         sequence = max([row.sequence, *(m.sequence + 1 for m in earlier)])
-        self._render_all(kind, occ, meeting, sequence, now, {})  # a template error stops us here
+        details: dict[str, Any] = {"meeting": meeting.to_json()}
+        self._render_all(kind, occ, meeting, sequence, now, details)  # a template error stops us
         mailing_id, _ = self._store.mailings.freeze(row.id, kind, sequence, now)
+        self._store.mailings.set_details(mailing_id, details)
         announced = (
             occ.announced_fingerprint()
             if kind == "invitation" or row.announced is None
@@ -150,9 +157,19 @@ class MailingDesk:
             log.error(
                 "mailing %s: its session is gone from the plan (%s); not sent", mailing.id, exc
             )
-            return DeliveryReport(failures=[str(exc)])
+            return DeliveryReport(stuck=[f"mailing {mailing.id} ({mailing.kind}): {exc}"])
         now = self._clock()
-        rendered = self._rendered.pop(mailing.id, None) or self._render_again(mailing, occ, now)
+        try:
+            rendered = self._rendered.pop(mailing.id, None) or self._render_again(mailing, occ, now)
+        except SessionBotError as exc:
+            log.error(
+                "mailing %s (%s %s) cannot be rendered: %s; not sent",
+                mailing.id,
+                mailing.kind,
+                mailing.session_key,
+                exc,
+            )
+            return DeliveryReport(stuck=[f"mailing {mailing.id} ({mailing.kind}): {exc}"])
         log.info("delivering mailing %s (%s, %s)", mailing.id, mailing.kind, mailing.session_key)
         return deliver_mailing(
             self._store,
@@ -166,14 +183,23 @@ class MailingDesk:
             rate=options.rate,
             progress=options.progress,
             stop=options.stop,
+            policy=(
+                DeliveryPolicy(linger=options.retry_wait)
+                if options.retry_wait is not None
+                else None
+            ),
         )
 
     def _render_again(
         self, mailing: MailingRow, occ: Occurrence, now: dt.datetime
     ) -> dict[str, RenderedMail]:
-        row = self._store.sessions.get(mailing.session_key)
-        meeting = Meeting.from_json(row.meeting_json) if row and row.meeting_json else None
         details = self._store.mailings.details(mailing.id)
+        if "meeting" in details:
+            frozen = details["meeting"]
+            meeting = Meeting.from_json(frozen) if frozen else None
+        else:  # frozen before the meeting was kept with the mailing
+            row = self._store.sessions.get(mailing.session_key)
+            meeting = Meeting.from_json(row.meeting_json) if row and row.meeting_json else None
         if mailing.kind == "cancellation":
             meeting = None
         return self._render_all(mailing.kind, occ, meeting, mailing.sequence, now, details)

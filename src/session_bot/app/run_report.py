@@ -20,6 +20,38 @@ class RunReport:
     mailings_frozen: int = 0
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
     dry_run: bool = False
+    error: str | None = None  # why the run stopped before its end
+
+    @property
+    def outcome(self) -> str:
+        """ok: everything due is done and delivered. incomplete: mail is left for a retry.
+        partial: some mail failed for good or a mailing could not go out. error: the run stopped."""
+        d = self.delivery
+        if self.error is not None:
+            return "error"
+        if d.permanent or d.stuck:
+            return "partial"
+        if d.temporary:
+            return "incomplete"
+        return "ok"
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the run is not ``ok``, in a line each (for the log, `status` and the CLI)."""
+        d = self.delivery
+        lines = [f"stopped: {self.error}"] if self.error else []
+        lines += [f"could not be sent: {why}" for why in d.stuck]
+        if d.permanent:
+            first = f" (first: {d.failures[0]})" if d.failures else ""
+            lines.append(f"{d.permanent} message(s) refused for good{first}")
+        if d.temporary:
+            when = (
+                f" from {d.next_attempt_at.isoformat(timespec='minutes')}"
+                if d.next_attempt_at
+                else ""
+            )
+            lines.append(f"{d.temporary} message(s) not delivered yet, retried{when}")
+        return lines
 
     @property
     def nothing_to_do(self) -> bool:
@@ -39,6 +71,11 @@ class RunReport:
             parts.append(f"{self.delivery.temporary} to retry")
         if self.delivery.permanent:
             parts.append(f"{self.delivery.permanent} failed")
+        if self.delivery.stuck:
+            parts.append(f"{len(self.delivery.stuck)} mailing(s) could not be sent")
         if self.held:
             parts.append(f"{len(self.held)} held")
-        return ", ".join(parts)
+        summary = ", ".join(parts)
+        if self.outcome != "ok":
+            summary += " — " + "; ".join(self.problems)
+        return summary

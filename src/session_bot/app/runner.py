@@ -23,7 +23,7 @@ from session_bot.app.ports.zoom import ZoomMeetings
 from session_bot.app.run_report import RunReport
 from session_bot.core.changes import changed_fields
 from session_bot.core.clock import Clock
-from session_bot.core.errors import PlanError
+from session_bot.core.errors import PlanError, SessionBotError
 from session_bot.core.meeting import Meeting
 from session_bot.core.plan import Occurrence, Plan, find_occurrence
 from session_bot.core.records import MailingRow, SessionRow
@@ -54,6 +54,14 @@ def state_from_store(store: Store) -> dict[str, SessionState]:
     }
 
 
+def _stuck_text(why: str) -> str:
+    return (
+        f"session-bot konnte eine Aussendung nicht verschicken:\n\n  {why}\n\n"
+        "Die übrigen Aussendungen gehen weiter hinaus. Die Empfänger:innen dieser Aussendung "
+        "bekommen sie, sobald das Problem behoben ist; `session-bot status` zeigt sie an.\n"
+    )
+
+
 class Runner:
     """The reconcile loop's one implementation."""
 
@@ -76,6 +84,7 @@ class Runner:
         rate: RateLimits | None = None,
         progress: bool = False,
         stop: threading.Event | None = None,
+        retry_wait: dt.timedelta | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
@@ -90,6 +99,7 @@ class Runner:
         self.rate = rate
         self.progress = progress
         self.stop = stop
+        self.retry_wait = retry_wait
         self._meetings = MeetingKeeper(store, zoom, clock, self._alert)
         self._mailings = MailingDesk(
             store=store,
@@ -125,7 +135,6 @@ class Runner:
             ]
             return report
         run_id = self.store.runs.start(trigger, now)
-        outcome = "error"
         try:
             self._recheck_flagged(report)
             for action in actions:
@@ -133,10 +142,16 @@ class Runner:
                 self._perform(action, report)
                 report.done.append(action.describe())
             for mailing in self.store.mailings.open():
+                # Each mailing on its own: one that cannot go out must not hold back the others.
                 report.delivery.add(self.deliver(mailing))
-            outcome = "ok" if not report.delivery.permanent else "partial"
+        except BaseException as exc:
+            # Recorded with the run, so that `status` says why (and re-raised for the caller).
+            report.error = str(exc) if isinstance(exc, SessionBotError) else repr(exc)
+            raise
         finally:
-            self.store.runs.finish(run_id, self.clock(), outcome, report.summary())
+            self.store.runs.finish(run_id, self.clock(), report.outcome, report.summary())
+        for why in report.delivery.stuck:
+            self._alert("Eine Aussendung konnte nicht verschickt werden", _stuck_text(why))
         log.info("run finished: %s", report.summary())
         return report
 
@@ -189,6 +204,13 @@ class Runner:
         )
 
     def _cancellation(self, occ: Occurrence, row: SessionRow, report: RunReport) -> None:
+        # Mail still owed for this session (an invitation while SMTP was down) would now invite
+        # to a cancelled session: it is skipped; the cancellation says what is true.
+        skipped = self.store.mailings.supersede(
+            row.id, "not sent: the session was cancelled before it went out", self.clock()
+        )
+        if skipped:
+            log.info("%s cancelled: %d message(s) still owed for it are not sent", occ.key, skipped)
         if row.meeting_id is not None:
             self._meetings.delete(row.meeting_id)
         if self._mailings.invited(row):
@@ -273,4 +295,6 @@ class Runner:
             self.on_alert(subject, body)
 
     def _delivery_options(self) -> DeliveryOptions:
-        return DeliveryOptions(self.worker, self.connections, self.rate, self.progress, self.stop)
+        return DeliveryOptions(
+            self.worker, self.connections, self.rate, self.progress, self.stop, self.retry_wait
+        )

@@ -98,7 +98,11 @@ def run(
         with wait_for_run_lock(settings, typer.echo):
             report = runner.run("manual")
         typer.echo(report.summary())
-        if report.delivery.permanent:
+        if report.outcome != "ok":
+            # Mail left undelivered is not success: say so, and let a script see it.
+            for line in report.problems:
+                typer.echo(f"Not done: {line}", err=True)
+            typer.echo("`session-bot status` shows what is waiting.", err=True)
             raise typer.Exit(1)
     except SessionBotError as err:
         fail(err)
@@ -122,7 +126,9 @@ def deliver(
             settings, load_plan(settings, plan_path), worker_name(), progress=sys.stderr.isatty()
         )
         typer.echo(report.summary())
-        if report.permanent:
+        if report.permanent or report.temporary or report.stuck:
+            for why in report.stuck:
+                typer.echo(f"Not done: could not be sent: {why}", err=True)
             raise typer.Exit(1)
     except SessionBotError as err:
         fail(err)

@@ -98,7 +98,11 @@ def send_mailing(
         f"to {sent.mailing.recipients} recipient(s): {result.sent} sent, {result.temporary} to "
         f"retry, {result.permanent} failed"
     )
-    return 1 if result.permanent else 0
+    for why in result.stuck:
+        echo(f"Not done: could not be sent: {why}")
+    if result.temporary:
+        echo("The rest is retried by the next run; `session-bot status` shows it.")
+    return 1 if result.permanent or result.temporary or result.stuck else 0
 
 
 def _test_send(

@@ -108,6 +108,22 @@ def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str
             )
     nd = next_due(now, plan, state)
     last = store.runs.last()
+    waiting = []
+    for m in store.mailings.open():
+        counts = store.mailings.delivery_counts(m.id)
+        retry_at, answer = store.mailings.waiting(m.id)
+        if not counts.get("pending", 0) + counts.get("sending", 0):
+            continue
+        waiting.append(
+            {
+                "mailing": m.id,
+                "kind": m.kind,
+                "session": m.session_key,
+                "owed": counts.get("pending", 0) + counts.get("sending", 0),
+                "next_attempt_at": retry_at.isoformat() if retry_at else None,
+                "last_answer": answer,
+            }
+        )
     return {
         "now": now.isoformat(),
         "sessions": sessions,
@@ -115,6 +131,7 @@ def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str
         "held": held,
         "skipped": skipped,
         "due_now": [a.describe() for a in due_actions(now, plan, state)],
+        "waiting": waiting,
         "next_due": nd.isoformat() if nd else None,
         "last_run": {
             k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in last.items()
@@ -186,6 +203,13 @@ def format_status(data: dict[str, Any]) -> str:
             lines.append(f"  {k['start'][:10]}  {k['reason']}")
     lines.append("")
     lines.append("Due now: " + ("; ".join(data["due_now"]) if data["due_now"] else "nothing"))
+    for w in data.get("waiting", []):
+        when = f", next attempt {w['next_attempt_at'][:16]}" if w["next_attempt_at"] else ""
+        said = f"; the server last said: {w['last_answer']}" if w["last_answer"] else ""
+        lines.append(
+            f"NOT DELIVERED YET: {w['owed']} message(s) of the {w['kind']} for {w['session']} "
+            f"(mailing {w['mailing']}){when}{said}"
+        )
     lines.append(f"Next due: {data['next_due'] or 'nothing planned'}")
     run = data["last_run"]
     if run is None:

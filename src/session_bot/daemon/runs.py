@@ -38,7 +38,9 @@ LEADER_WORKER = "daemon@leader"
 
 def report_dict(report: RunReport) -> dict[str, Any]:
     return {
-        "ok": not report.delivery.permanent,
+        "ok": report.outcome == "ok",
+        "outcome": report.outcome,
+        "problems": report.problems,
         "trigger": report.trigger,
         "started_at": report.started_at.isoformat(),
         "summary": report.summary(),

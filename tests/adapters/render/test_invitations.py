@@ -279,7 +279,7 @@ def test_cancellation_reason_defaults_to_the_plan() -> None:
 
 def test_invitation_without_meeting_is_refused_unless_sample() -> None:
     occ = occurrence(SEED_DAY)
-    with pytest.raises(ValueError, match="meeting"):
+    with pytest.raises(TemplateError, match="meeting"):
         renderer().render("invitation", occ, None, sequence=0, now=NOW)
 
 

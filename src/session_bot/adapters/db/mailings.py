@@ -146,6 +146,23 @@ class MailingRepository:
             )
         return True
 
+    def supersede(self, session_id: int, reason: str, now: dt.datetime) -> int:
+        open_ids = (
+            select(mailings.c.id)
+            .where(mailings.c.session_id == session_id, mailings.c.finished_at.is_(None))
+            .scalar_subquery()
+        )
+        with self._db.begin() as c:
+            skipped = c.execute(
+                update(deliveries)
+                .where(deliveries.c.mailing_id.in_(open_ids), deliveries.c.status == "pending")
+                .values(status="skipped", last_response=reason[:500], next_attempt_at=None)
+            ).rowcount
+        for mailing in self.of_session(session_id):
+            if mailing.finished_at is None:
+                self.finish_if_done(mailing.id, now)
+        return int(skipped or 0)
+
     def of_session(self, session_id: int) -> list[MailingRow]:
         with self._db.connect() as c:
             rows = c.execute(
@@ -218,6 +235,22 @@ class MailingRepository:
                 .order_by(deliveries.c.id)
             ).all()
         return [dict(r._mapping) for r in rows]
+
+    def waiting(self, mailing_id: int) -> tuple[dt.datetime | None, str | None]:
+        """Of the rows still owed: the next retry moment and the latest server answer."""
+        owed = (deliveries.c.mailing_id == mailing_id) & deliveries.c.status.in_(
+            ("pending", "sending")
+        )
+        with self._db.connect() as c:
+            nxt = c.execute(select(func.min(deliveries.c.next_attempt_at)).where(owed)).scalar()
+            answer = c.execute(
+                select(deliveries.c.last_code, deliveries.c.last_response)
+                .where(owed, deliveries.c.last_response.is_not(None))
+                .order_by(deliveries.c.id.desc())
+                .limit(1)
+            ).first()
+        said = f"{answer[0] or ''} {answer[1]}".strip() if answer else None
+        return nxt, said
 
     def delivery_counts(self, mailing_id: int | None = None) -> dict[str, int]:
         q = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)

@@ -55,7 +55,9 @@ def meeting_view(
         return SAMPLE_MEETING
     if kind == "cancellation":
         return None
-    raise ValueError(f"{kind} for {occ.key} needs the session's meeting (or sample_meeting)")
+    raise TemplateError(
+        f"the {kind} of {occ.key} needs the session's Zoom meeting, and it has none"
+    )
 
 
 def session_context(

@@ -154,6 +154,11 @@ class Mailings(Protocol):
 
     def finish_if_done(self, mailing_id: int, now: dt.datetime) -> bool: ...
 
+    def supersede(self, session_id: int, reason: str, now: dt.datetime) -> int:
+        """Skip the rows still pending in the session's open mailings (say, an invitation to a
+        session now cancelled) with ``reason``; returns how many."""
+        ...
+
     def of_session(self, session_id: int) -> list[MailingRow]: ...
 
     def upcoming_invitations(self, now: dt.datetime) -> list[int]:
