@@ -49,4 +49,5 @@ bench: $(VENV)/.installed-dev
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 clean:
-	rm -rf var test-artifacts .pytest_cache .mypy_cache .ruff_cache
+	@# Only the demo's folder: ./var may hold a live database by now.
+	rm -rf var/demo test-artifacts .pytest_cache .mypy_cache .ruff_cache

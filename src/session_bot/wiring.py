@@ -8,7 +8,7 @@ import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, urlsplit
 
 from session_bot.adapters.clock import system_clock
@@ -42,14 +42,47 @@ GO_LIVE_ZOOM = (
 )
 
 
-def open_store(settings: Settings, *, migrate: bool = False) -> Store:
-    """The store; a fresh database is created, an outdated one refused unless ``migrate``."""
+PURPOSE_KEY = "database.purpose"
+Purpose = Literal["live", "demo", "look"]
+
+
+def open_store(settings: Settings, *, migrate: bool = False, purpose: Purpose = "live") -> Store:
+    """The store; a fresh database is created, an outdated one refused unless ``migrate``.
+
+    ``purpose``: the demo's database is marked as such when the demo creates it; a live command
+    refuses it (its example subscribers must never get real mail), and the demo refuses any
+    database it did not create. Reading commands (``look``) open either."""
     store = Store(settings.resolved_database_url)
     if migrate:
         store.upgrade()
     else:
         store.ensure_schema()
+    try:
+        check_purpose(store, settings, purpose)
+    except ConfigError:
+        store.close()
+        raise
     return store
+
+
+def check_purpose(store: Store, settings: Settings, purpose: Purpose) -> None:
+    marked = store.kv.get(PURPOSE_KEY)
+    where = settings.database_display
+    if purpose == "live" and marked == "demo":
+        raise ConfigError(
+            f"the database {where} belongs to `session-bot demo` (its example subscribers and "
+            "sandbox meetings); a live command never uses it. Leave SESSION_BOT_VAR_DIR and "
+            "SESSION_BOT_DATABASE_URL at their defaults (./var) or choose another folder or "
+            f"database for going live; `make clean` removes the demo's data."
+        )
+    if purpose == "demo" and marked != "demo":
+        if store.subscribers.count() or store.sessions.all():
+            raise ConfigError(
+                f"the database {where} holds subscribers or sessions the demo did not make; the "
+                "demo never writes into a live database. Run `session-bot demo` without "
+                "--env-file (it keeps its own folder, ./var/demo) or point it at an empty database."
+            )
+        store.kv.set(PURPOSE_KEY, "demo")
 
 
 def run_lock(settings: Settings, clock: Clock | None = None) -> RunLock:

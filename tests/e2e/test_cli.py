@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -70,8 +71,9 @@ def test_dry_run_lists_actions_and_changes_nothing(tmp_path: Path) -> None:
 def test_status_json_after_the_demo(tmp_path: Path) -> None:
     demo = cli(tmp_path, "demo", "--plan", str(EXAMPLE_PLAN), "--subscribers", str(SUBSCRIBERS))
     assert demo.returncode == 0, demo.stderr
+    # The demo keeps its own folder; status (which only reads) looks into it when asked to.
     out = cli(tmp_path, "status", "--json", "--now", "2025-02-13T09:00:00+01:00",
-              "--plan", str(EXAMPLE_PLAN))  # fmt: skip
+              "--plan", str(EXAMPLE_PLAN), env={"SESSION_BOT_VAR_DIR": "var/demo"})  # fmt: skip
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     first = data["sessions"][0]
@@ -113,3 +115,46 @@ def test_check_validates_plan_and_templates(tmp_path: Path) -> None:
               env={"SESSION_BOT_TEMPLATES_DIR": str(tmp_path / "tpl")})  # fmt: skip
     assert out.returncode == 2
     assert "de/invitation.txt" in out.stdout and "moderator" in out.stdout
+
+
+def test_going_live_after_the_demo_starts_from_an_empty_database(tmp_path: Path) -> None:
+    """Issue 14, finding 3: `make demo`, then `.env` for going live in the same folder."""
+    demo = cli(tmp_path, "demo", "--plan", str(EXAMPLE_PLAN), "--subscribers", str(SUBSCRIBERS))
+    assert demo.returncode == 0, demo.stderr
+    live = {
+        "SESSION_BOT_VAR_DIR": "var",
+        "SESSION_BOT_ZOOM_ACCOUNT_ID": "acc",
+        "SESSION_BOT_ZOOM_CLIENT_ID": "cid",
+        "SESSION_BOT_ZOOM_CLIENT_SECRET": "sec-ret-value-456",
+        "SESSION_BOT_ZOOM_USER": "host@example.org",
+    }
+    out = cli(tmp_path, "subscribers", "list", env=live)
+    assert out.returncode == 0, out.stderr
+    assert "example.org" not in out.stdout  # none of the demo's five
+    status = cli(tmp_path, "status", "--json", "--plan", str(EXAMPLE_PLAN), env=live)
+    assert json.loads(status.stdout)["subscribers"]["confirmed"] == 0
+
+    # Pointed at the demo's database by mistake, a live command refuses and says why.
+    wrong = {**live, "SESSION_BOT_VAR_DIR": "var/demo"}
+    refused = cli(tmp_path, "subscribers", "list", env=wrong)
+    assert refused.returncode == 2
+    assert "belongs to `session-bot demo`" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    # And the demo never takes over a database it did not make.
+    from session_bot import wiring
+    from session_bot.core.errors import ConfigError
+    from tests.support.settings import make_settings
+
+    settings = make_settings(tmp_path / "live", database_url="")
+    store = wiring.open_store(settings)
+    store.subscribers.add(
+        "person@example.net",
+        name=None,
+        language="de",
+        status="confirmed",
+        now=dt.datetime.now(dt.UTC),
+    )
+    store.close()
+    with pytest.raises(ConfigError, match="the demo never writes into a live database"):
+        wiring.open_store(settings, purpose="demo")

@@ -138,7 +138,7 @@ def test_demo_command_twice(tmp_path: Path) -> None:
     assert "https://bertelsmann-stiftung-de.zoom.us/j/66547677759" in first.stdout
     assert "665 4767 7759" in first.stdout
     assert "5 message(s) sent" in first.stdout
-    outbox = tmp_path / "var" / "outbox" / "new"
+    outbox = tmp_path / "var" / "demo" / "outbox" / "new"
     assert len(list(outbox.iterdir())) == 5
     second = subprocess.run(
         exe + args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
@@ -146,7 +146,7 @@ def test_demo_command_twice(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert "Nothing to do" in second.stdout
     assert len(list(outbox.iterdir())) == 5
-    sandbox_state = json.loads((tmp_path / "var" / "zoom-sandbox.json").read_text())
+    sandbox_state = json.loads((tmp_path / "var" / "demo" / "zoom-sandbox.json").read_text())
     (meeting,) = sandbox_state["meetings"].values()
     assert meeting["start_time"] == "2025-02-26T11:30:00Z"
 
@@ -175,4 +175,4 @@ def test_invalid_plan_sends_nothing(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert f"{bad}:10: series[willkommen].start:" in out.stderr
     assert "Traceback" not in out.stderr
-    assert not (tmp_path / "var" / "outbox").exists()
+    assert not (tmp_path / "var" / "demo" / "outbox").exists()

@@ -38,7 +38,7 @@ def run_checks(settings: Settings, plan_path: Path | None, echo: Callable[[str],
     if ok:
         echo(f"ok   templates render for {len(occs)} upcoming session(s)")
     if settings.zoom_configured:
-        store = wiring.open_store(settings)
+        store = wiring.open_store(settings, purpose="look")
         try:
             zoom = wiring.make_zoom(settings, store, system_clock)
             user = zoom.check()

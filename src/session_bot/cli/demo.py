@@ -47,9 +47,18 @@ def seed_subscribers(store: Store, path: Path, now: dt.datetime) -> int:
     return len(rows)
 
 
+def demo_settings(settings: Settings) -> Settings:
+    """The demo's own folder (``<var_dir>/demo``) with its own SQLite database and outbox: never
+    a database or outbox of a live installation, whatever the environment says."""
+    return settings.model_copy(
+        update={"var_dir": settings.var_dir / "demo", "database_url": "", "outbox": None}
+    )
+
+
 def run_demo(settings: Settings, plan_path: Path, subscribers_csv: Path, now: dt.datetime) -> None:
     plan = load_plan(plan_path)
-    store = wiring.open_store(settings, migrate=True)
+    settings = demo_settings(settings)
+    store = wiring.open_store(settings, migrate=True, purpose="demo")
     clock = ShiftedClock(now)
     added = seed_subscribers(store, subscribers_csv, clock())
     if added:

@@ -73,7 +73,7 @@ def run(
         settings = load(env_file)
         the_plan = load_plan(settings, plan)
         clock = clock_at(parse_now(now))
-        store = wiring.open_store(settings)
+        store = wiring.open_store(settings, purpose="look" if dry_run else "live")
         if dry_run:
             # Read-only: no Zoom client, no transport, nothing written.
             from session_bot.app.runner import state_from_store

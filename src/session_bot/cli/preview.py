@@ -54,7 +54,7 @@ def render_preview(settings: Settings, plan: Plan, date: str, fmt: str, kind: st
         raise PlanError(f"{date!r} is not a date like 2025-02-26", field="DATE") from None
     occ = find_occurrence(plan, day)
     now = system_clock()
-    rendered, _ = render_session_mail(settings, wiring.open_store(settings), occ, kind, now)
+    rendered, _ = render_session_mail(settings, wiring.open_store(settings, purpose="look"), occ, kind, now)
     if fmt == "text":
         return rendered.text.encode()
     if fmt == "html":

@@ -57,7 +57,7 @@ def orphaned_sessions(store: Store, plan: Plan, now: dt.datetime) -> list[str]:
 
 
 def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str, Any]:
-    store = wiring.open_store(settings)
+    store = wiring.open_store(settings, purpose="look")
     state = state_from_store(store)
     sessions = []
     held: list[dict[str, str]] = []

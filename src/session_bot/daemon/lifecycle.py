@@ -103,6 +103,8 @@ def open_backends(
     store.deliveries = HaltableDeliveries(store.deliveries, halted)
     stack.callback(store.close)
     store.ensure_schema()
+    # `serve --sandbox` is for trying things out, also on the demo's database; `serve` is live.
+    wiring.check_purpose(store, settings, "look" if sandbox else "live")
     if sandbox and shared:
         log.warning(
             "--sandbox on PostgreSQL: every instance runs its own Zoom sandbox, so a standby "
