@@ -18,11 +18,12 @@ from session_bot.adapters.lock import FileLock, RunLock
 from session_bot.adapters.mail import MaildirTransport, SmtpTransport, Transport
 from session_bot.adapters.render.invitations import DkimConfig, MailConfig, Renderer
 from session_bot.adapters.zoom import ZoomClient
+from session_bot.app.addresses import normalise_address
 from session_bot.app.alerts import Alerter
 from session_bot.app.delivery import RateLimits
 from session_bot.app.runner import Runner
 from session_bot.core.clock import Clock
-from session_bot.core.errors import ConfigError
+from session_bot.core.errors import ConfigError, InvalidAddress, PlanError
 from session_bot.core.plan import Plan, Series
 from session_bot.core.recipient import Recipient
 from session_bot.core.records import DeliveryRow, MailingRow
@@ -268,6 +269,39 @@ def recipient_factory(
     return make
 
 
+def check_mail_addresses(settings: Settings, plan: Plan) -> None:
+    """Every address a mail is sent from or answered to is a plain, valid address — checked
+    before a run does anything (a display name here used to fail after the meeting existed)."""
+    fix = (
+        "write only the address, like organiser@example.org (the name shown comes from the "
+        "plan's organiser.name)"
+    )
+    for name in ("mail_from", "bounce_address"):
+        value = getattr(settings, name)
+        if value is not None and not _plain_address(value):
+            raise ConfigError(
+                f"SESSION_BOT_{name.upper()}={value!r} is not a plain e-mail address; {fix}"
+            )
+    for series in plan.series:
+        for field, value in (
+            ("organiser.email", series.organiser.email),
+            ("reply_to", series.reply_to),
+        ):
+            if value is not None and not _plain_address(value):
+                raise PlanError(
+                    f"{value!r} is not a plain e-mail address; {fix}",
+                    file=plan.source,
+                    field=f"series[{series.id}].{field}",
+                )
+
+
+def _plain_address(value: str) -> bool:
+    try:
+        return normalise_address(value) == value.strip() or ("@" in value and " " not in value)
+    except InvalidAddress:
+        return False
+
+
 def envelope_sender(settings: Settings, plan: Plan) -> str:
     return settings.bounce_address or settings.mail_from or plan.series[0].organiser.email
 
@@ -282,6 +316,7 @@ def build_runner(
     *,
     progress: bool = False,
 ) -> Runner:
+    check_mail_addresses(settings, plan)
     return Runner(
         plan=plan,
         store=store,

@@ -1,66 +1,166 @@
-"""`session-bot check`: everything that can be verified before anything is sent."""
+"""`session-bot check`: everything that can be verified before anything is sent.
+
+It runs the validations a run would hit (plan, addresses, templates with their unsubscribe link,
+a writable outbox) and fails — not merely notes — a setup that would embarrass the organiser:
+real Zoom meetings with mail that only lands in a local folder, or links in 500 inboxes that
+point at this machine's loopback address.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
+import ipaddress
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from session_bot import wiring
 from session_bot.adapters.clock import system_clock
 from session_bot.core.errors import SessionBotError
-from session_bot.core.plan import load_plan, occurrences
+from session_bot.core.plan import Plan, load_plan, occurrences
 from session_bot.core.timeline import upcoming
 from session_bot.settings import Settings
 
+Echo = Callable[[str], None]
 
-def run_checks(settings: Settings, plan_path: Path | None, echo: Callable[[str], None]) -> bool:
-    ok = True
-    now = system_clock()
+
+def is_loopback(url: str) -> bool:
+    """The URL names this machine only (127.x, ::1, localhost, 0.0.0.0)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "") or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def zoom_is_live(settings: Settings) -> bool:
+    """Credentials set and the API is not a sandbox on this machine: runs create real meetings."""
+    return settings.zoom_configured and not is_loopback(settings.zoom_api_url)
+
+
+def run_checks(settings: Settings, plan_path: Path | None, echo: Echo) -> bool:
+    checks = _Checks(echo)
     plan = load_plan(plan_path or settings.plan)
     echo(f"ok   plan {plan.source}: {len(plan.series)} series")
+    checks.attempt("addresses", lambda: wiring.check_mail_addresses(settings, plan))
+    _templates(settings, plan, checks)
+    _going_live(settings, checks)
+    _zoom(settings, checks)
+    _mail(settings, checks)
+    return checks.ok
+
+
+class _Checks:
+    def __init__(self, echo: Echo) -> None:
+        self.echo = echo
+        self.ok = True
+
+    def fail(self, what: str, why: str) -> None:
+        self.echo(f"FAIL {what}: {why}")
+        self.ok = False
+
+    def attempt(self, what: str, check: Callable[[], object]) -> bool:
+        try:
+            check()
+        except SessionBotError as exc:
+            self.fail(what, str(exc))
+            return False
+        return True
+
+
+def _templates(settings: Settings, plan: Plan, checks: _Checks) -> None:
+    now = system_clock()
     occs = [o for o in upcoming(now, plan, 400) if not o.skip_reason]
     if not occs:
-        echo("note the plan has no upcoming session; templates are checked against its last ones")
+        checks.echo(
+            "note the plan has no upcoming session; templates are checked against its last ones"
+        )
         occs = [
             o
             for series in plan.series
             for o in list(occurrences(series, series.starts_on, now.date()))[-3:]
             if not o.skip_reason
         ]
+    problems: list[str] = []
     for series in plan.series:
-        problems = wiring.renderer_factory(settings)(series).check(
-            [o for o in occs if o.series.id == series.id], now
-        )
-        for p in problems:
-            echo(f"FAIL template {p}")
-            ok = False
-    if ok:
-        echo(f"ok   templates render for {len(occs)} upcoming session(s)")
-    if settings.zoom_configured:
-        store = wiring.open_store(settings, purpose="look")
         try:
-            zoom = wiring.make_zoom(settings, store, system_clock)
-            user = zoom.check()
-            echo(f"ok   Zoom: token and host user {user.get('email', settings.zoom_user)}")
+            renderer = wiring.renderer_factory(settings)(series)
+            problems += renderer.check([o for o in occs if o.series.id == series.id], now)
         except SessionBotError as exc:
-            echo(f"FAIL Zoom: {exc}")
-            ok = False
-    else:
-        echo(
+            problems.append(str(exc))
+    for p in problems:
+        checks.fail("template", p)
+    if not problems:
+        checks.echo(f"ok   templates render for {len(occs)} upcoming session(s)")
+
+
+def _going_live(settings: Settings, checks: _Checks) -> None:
+    live_zoom = zoom_is_live(settings)
+    if (live_zoom or settings.smtp_configured) and is_loopback(settings.public_url):
+        checks.fail(
+            "public URL",
+            f"SESSION_BOT_PUBLIC_URL={settings.public_url} points at this machine: every "
+            "unsubscribe and confirmation link in the mails would lead nowhere. Set it to the "
+            "https address subscribers reach this server at.",
+        )
+    if live_zoom and not settings.smtp_configured:
+        checks.fail(
+            "mail",
+            "Zoom is live but no SMTP server is set: runs would create real meetings while the "
+            f"invitations only land in the folder {settings.resolved_outbox}. Set "
+            "SESSION_BOT_SMTP_HOST (and _USER, _PASSWORD) as described in .env.example.",
+        )
+    store = checks.attempt("database", lambda: wiring.open_store(settings).close())
+    if store:
+        checks.echo(f"ok   database {settings.database_display}")
+
+
+def _zoom(settings: Settings, checks: _Checks) -> None:
+    if not settings.zoom_configured:
+        checks.echo(
             "note Zoom: no credentials set; `run`/`serve` refuse until they are (demo uses the sandbox)"
         )
+        return
+    try:
+        store = wiring.open_store(settings, purpose="look")
+    except SessionBotError as exc:
+        checks.fail("Zoom", f"not tried: {exc}")
+        return
+    try:
+        zoom = wiring.make_zoom(settings, store, system_clock)
+        user = zoom.check()
+        checks.echo(f"ok   Zoom: token and host user {user.get('email', settings.zoom_user)}")
+    except SessionBotError as exc:
+        checks.fail("Zoom", str(exc))
+    finally:
+        store.close()
+
+
+def _mail(settings: Settings, checks: _Checks) -> None:
     if settings.smtp_configured:
         transport = wiring.make_transport(settings)
         try:
             transport.check()
-            echo(f"ok   SMTP: {transport.description}")
+            checks.echo(f"ok   SMTP: {transport.description}")
         except SessionBotError as exc:
-            echo(f"FAIL SMTP: {exc}")
-            ok = False
+            checks.fail("SMTP", str(exc))
         finally:
             transport.close()
-    else:
-        echo(f"note mail goes to the Maildir outbox {settings.resolved_outbox}")
-    _ = dt
-    return ok
+        return
+    outbox = settings.resolved_outbox
+    try:
+        for sub in ("tmp", "new", "cur"):
+            (outbox / sub).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=outbox / "tmp"):
+            pass
+    except OSError as exc:
+        checks.fail(
+            "outbox",
+            f"the folder {outbox} cannot be written ({exc.strerror}); give session-bot's user "
+            "write access or set SESSION_BOT_OUTBOX to a folder it may write",
+        )
+        return
+    checks.echo(f"note mail goes to the Maildir outbox {outbox}")

@@ -38,7 +38,13 @@ class MaildirTransport:
             with self._lock:
                 key = self._box.add(envelope + message)
         except (OSError, mailbox.Error) as exc:
-            return SendResult("temporary", None, f"outbox write failed: {exc}")
+            # A folder that cannot be written (read-only, full) is an outbox that cannot be used,
+            # as a mail server that cannot be reached: the run ends saying so, nothing is lost.
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise MailError(
+                f"cannot write to the Maildir outbox {self.path} ({reason}); give session-bot's "
+                "user write access or set SESSION_BOT_OUTBOX to a writable directory"
+            ) from None
         return SendResult("sent", 250, f"written to outbox as {key}")
 
     def send_many(self, sender: str, messages: Iterable[tuple[str, bytes]]) -> Iterator[SendResult]:

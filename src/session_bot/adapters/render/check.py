@@ -59,13 +59,20 @@ def _check_session(
 
 
 def _check_unsubscribe_link(parts: MailParts, kind: str, lang: str, problems: list[str]) -> None:
-    for ext, body in (("txt", parts.text), ("html", parts.html)):
-        problem = (
-            f"{lang}/{kind}.{ext}: no visible unsubscribe link; keep "
-            "{{ unsubscribe_url }} (unfiltered) in it, bulk mail must show one"
-        )
-        if "unsubscribe_url" not in slot_names(body) and problem not in problems:
+    for problem in missing_unsubscribe_link(parts, kind, lang):
+        if problem not in problems:
             problems.append(problem)
+
+
+def missing_unsubscribe_link(parts: MailParts, kind: str, lang: str) -> list[str]:
+    """A bulk mail whose text or HTML lost its visible unsubscribe link (one line per part);
+    ``check`` lists them and rendering for a mailing refuses them."""
+    return [
+        f"{lang}/{kind}.{ext}: no visible unsubscribe link; keep "
+        "{{ unsubscribe_url }} (unfiltered) in it, bulk mail must show one"
+        for ext, body in (("txt", parts.text), ("html", parts.html))
+        if "unsubscribe_url" not in slot_names(body)
+    ]
 
 
 def _note(problems: list[str], exc: TemplateError, what: str) -> None:

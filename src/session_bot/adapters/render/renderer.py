@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from session_bot.adapters.render.check import check_templates
+from session_bot.adapters.render.check import check_templates, missing_unsubscribe_link
 from session_bot.adapters.render.mailing import RenderedMailing, assemble
 from session_bot.adapters.render.mime import dkim_sign
 from session_bot.adapters.render.parts import (
@@ -23,6 +23,7 @@ from session_bot.adapters.render.parts import (
 )
 from session_bot.adapters.render.templates import Templates
 from session_bot.adapters.render.values import MailConfig, MailParts, MeetingLike
+from session_bot.core.errors import TemplateError
 from session_bot.core.plan import Occurrence
 from session_bot.core.recipient import Recipient
 
@@ -57,6 +58,10 @@ class Renderer:
             kind, occ, meeting, sequence=sequence, now=now, language=lang, reason=reason,
             changes=changes, test_send=test_send, sample_meeting=sample_meeting,
         )  # fmt: skip
+        missing = [] if test_send or sample_meeting else missing_unsubscribe_link(parts, kind, lang)
+        if missing:
+            # Bulk mail without a visible way out: never sent (`check` lists the same).
+            raise TemplateError("; ".join(missing))
         salutation = render_salutation(self.templates, lang)
         return assemble(
             self.config, kind, lang, parts, salutation, occ.series.title, test_send=test_send

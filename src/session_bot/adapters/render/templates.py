@@ -84,6 +84,37 @@ class Templates:
         except jinja2.TemplateError as exc:
             where, line = self._locate(exc, name)
             raise TemplateError(f"{exc.message}", template=where, line=line) from None
+        except UnicodeDecodeError as exc:
+            raise TemplateError(
+                f"is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8",
+                template=self._undecodable(name),
+            ) from None
+        except RecursionError:
+            raise TemplateError(
+                "includes or extends itself (directly or through another template); remove "
+                "the loop",
+                template=name,
+            ) from None
+        except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as exc:
+            # An expression the organiser wrote ({{ 1/0 }}, a number plus a text …) failed.
+            where, line = self._locate(exc, name)
+            raise TemplateError(
+                f"an expression failed: {type(exc).__name__}: {exc}; check the {{{{ … }}}} "
+                "and {% … %} on that line",
+                template=where,
+                line=line,
+            ) from None
+
+    def _undecodable(self, fallback: str) -> str:
+        """The first template file that is not UTF-8 (the one asked for may only include it)."""
+        for d in self.dirs:
+            for path in sorted(d.rglob("*")):
+                if path.is_file() and path.suffix in (".txt", ".html"):
+                    try:
+                        path.read_bytes().decode("utf-8")
+                    except UnicodeDecodeError:
+                        return path.relative_to(d).as_posix()
+        return fallback
 
     def _locate(self, exc: BaseException, fallback: str) -> tuple[str, int | None]:
         # The failing line may sit in an included layout, not in the template asked for; Jinja
