@@ -70,11 +70,14 @@ class MeetingKeeper:
     def ensure(
         self, occ: Occurrence, row: SessionRow, report: RunReport, *, adopt: bool = True
     ) -> Meeting:
-        """The session's meeting: stored, adopted after a crash, or created — never two."""
+        """The session's meeting: stored, adopted (after a crash, or found in Zoom by its marker
+        when this database has none), or created — never two."""
         if row.meeting_id is not None and row.meeting_json is not None:
             return Meeting.from_json(row.meeting_json)
         tag = marker(occ.series.id, occ.date)
-        if adopt and row.meeting_intent_at is not None:
+        # Not only after a crash: a fresh or restored database does not know the meetings that
+        # an earlier one made, and Zoom does (one list call, once per session).
+        if adopt:
             adopted = self._adopt(tag, row)
             if adopted is not None:
                 report.meetings_adopted += 1
