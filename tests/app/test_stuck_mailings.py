@@ -18,7 +18,7 @@ from session_bot.cli.main import app
 from session_bot.cli.status import collect_status, format_status
 from session_bot.core.plan import parse_plan
 from tests.app.test_plan_changes import World, berlin, cal, event, text
-from tests.app.test_plan_changes import world as world  # noqa: F401 (fixture)
+from tests.app.test_plan_changes import world as world  # the fixture
 from tests.conftest import SEED_INVITATION_AT
 from tests.support.smtp_server import Fault
 

@@ -136,6 +136,20 @@ def test_a_changed_plan_file_rebuilds_the_jobs(
     )
     assert daemon.scheduled == REMINDER_AT + dt.timedelta(minutes=90)
     assert daemon.plan.series[0].lead.reminder_time == "10:30"
+    # …and tells: /healthz degrades, the organiser gets an alert naming the line.
+    health = httpx.get(f"{daemon.web_url}/healthz")
+    assert health.status_code == 503 and health.json()["ok"] is False
+    (problem,) = health.json()["problems"]
+    assert f"the plan file {settings.plan} is not valid" in problem and "rrul" in problem
+    alerts = [
+        m for m in mailbox.Maildir(str(settings.resolved_outbox)) if "Plan" in str(m["Subject"])
+    ]
+    assert len(alerts) == 1
+    assert "Ihre Änderung am Plan wurde nicht übernommen" in str(
+        __import__("email.header").header.make_header(
+            __import__("email.header").header.decode_header(alerts[0]["Subject"])
+        )
+    )
 
     # Touching the file without changing it does not reload.
     before = sum("plan reloaded" in r.getMessage() for r in caplog.records)
@@ -145,6 +159,7 @@ def test_a_changed_plan_file_rebuilds_the_jobs(
         lambda: sum("plan reloaded" in r.getMessage() for r in caplog.records) == before + 1,
         "the fixed plan's reload log line",
     )
+    assert httpx.get(f"{daemon.web_url}/healthz").json()["ok"] is True
     settings.plan.touch()
     time.sleep(0.6)  # three change checks
     assert sum("plan reloaded" in r.getMessage() for r in caplog.records) == before + 1

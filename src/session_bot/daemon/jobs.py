@@ -77,6 +77,15 @@ class PlanFile:
         return True
 
 
+def plan_rejected_text(error: str) -> str:
+    return (
+        "session-bot hat Ihre gespeicherte Änderung am Plan nicht übernommen, weil die Datei "
+        f"einen Fehler enthält:\n\n  {error}\n\nBis Sie den Fehler beheben und die Datei "
+        "erneut speichern, arbeitet session-bot mit dem bisherigen Plan weiter. Es wurde nichts "
+        "verschickt, was auf der fehlerhaften Fassung beruht.\n"
+    )
+
+
 class Jobs:
     """The scheduler (one worker thread) with the plan check, and the leader's run jobs."""
 
@@ -100,6 +109,8 @@ class Jobs:
         self.plan_check_seconds = plan_check_seconds
         self.scheduler: BackgroundScheduler | None = None
         self._scheduled: dt.datetime | None = None
+        # Why the plan in force is not the plan on disk (None: it is); /healthz reports it.
+        self.plan_problem: str | None = None
 
     @property
     def started(self) -> bool:
@@ -178,7 +189,19 @@ class Jobs:
             plan = load_plan(self.plan_file.path)
         except PlanError as exc:
             log.error("plan not reloaded (%s), keeping the previous one: %s", reason, exc)
+            self.plan_problem = (
+                f"the plan file {self.plan_file.path} is not valid, so this daemon still runs "
+                f"the previous plan: {exc}"
+            )
+            # The organiser saved it and believes it is in force: she must hear it is not.
+            self.runs.alerter.send_notice(
+                f"Ihre Änderung am Plan wurde nicht übernommen ({exc.file or 'Plan'}"
+                f"{f', Zeile {exc.line}' if exc.line else ''})",
+                plan_rejected_text(str(exc)),
+                self.wall(),
+            )
             return False
+        self.plan_problem = None
         self.runs.use_plan(plan)
         self.schedule_next(force_log=True)
         log.info("plan reloaded (%s): %d series; jobs rebuilt", reason, len(plan.series))

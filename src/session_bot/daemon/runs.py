@@ -83,6 +83,7 @@ class Runs:
         self._mutex = threading.Lock()  # one run or reload at a time inside this process
         self._run_stop = threading.Event()  # the current run's delivery stop (see _build_runner)
         self.retry_at: dt.datetime | None = None  # deliveries waiting for a retry
+        self.store_problem: str | None = None  # the last run failed in the database (healthz)
         # Wired by the daemon once its jobs and roles exist: after every run the next-due job is
         # placed again, then a request that came in meanwhile is picked up (also after a request
         # this leader leaves itself). Until then there is nothing to schedule.
@@ -179,6 +180,11 @@ class Runs:
             if raise_busy:
                 raise
             return {"ok": False, "error": str(exc)}
+        except StoreError as exc:
+            log.error("run (%s) failed: %s", trigger, exc)
+            self.store_problem = f"the database refused the last run: {exc}"
+            self.alerter.run_failed(exc, self.clock(), runner.plan)
+            return {"ok": False, "error": str(exc)}
         except SessionBotError as exc:
             log.error("run (%s) failed: %s", trigger, exc)
             self.alerter.run_failed(exc, self.clock(), runner.plan)
@@ -189,6 +195,7 @@ class Runs:
             self.alerter.run_failed(exc, self.clock(), runner.plan)
             return {"ok": False, "error": f"internal error ({type(exc).__name__}); see the log"}
         self.retry_at = report.delivery.next_attempt_at
+        self.store_problem = None
         return report_dict(report)
 
     def _take_request(self, trigger: str) -> str | None:

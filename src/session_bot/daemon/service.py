@@ -186,6 +186,7 @@ class Daemon:
             secret_key=wiring.secret_key(settings),
             trigger_run=runs.admin_run,
             role=self.role.instance.role,
+            problems=self._problems,
         )
         self.role.web = ctx
         self._web.start(ctx, sock, instance=functools.partial(self.role.info, runs.store))
@@ -294,6 +295,12 @@ class Daemon:
 
     def request_run(self, trigger: str) -> dict[str, Any]:
         return self.runs.request_run(trigger)
+
+    def _problems(self) -> list[str]:
+        """What /healthz must report: the plan on disk is not in force, the database failed."""
+        found = [self._jobs.plan_problem if self._jobs is not None else None]
+        found.append(self._runs.store_problem if self._runs is not None else None)
+        return [p for p in found if p]
 
     def reload_plan(self, reason: str) -> bool:
         return self.jobs.reload_plan(reason)
