@@ -6,7 +6,9 @@ request and its confirmation the time, IP address, user agent, form URL and cons
 Rules kept here:
 - A request never downgrades anybody: re-submitting a confirmed address changes nothing and at
   most tells the address's owner once a day (listmonk#2987).
-- Confirm links carry the request's moment, so a newer request retires older links.
+- Confirm links carry the request's moment, so a newer request retires older links, and the
+  subscriber's standing at that moment, so unsubscribing, removal or a bounce retires them too:
+  a link confirms only the request it was mailed for, never one its owner has since left.
 - Rate limits per address and per client keep the form from being used to mail-bomb anybody.
 """
 
@@ -25,7 +27,12 @@ from session_bot.app.addresses import (
     normalise_address,
 )
 from session_bot.app.ports.store import Store
-from session_bot.app.subscriber_tokens import confirm_token, micros, read_confirm_token
+from session_bot.app.subscriber_tokens import (
+    ConfirmClaim,
+    confirm_token,
+    micros,
+    read_confirm_token,
+)
 from session_bot.core.languages import LANGUAGES
 
 STATUSES = ("pending", "confirmed", "unsubscribed", "bounced")
@@ -33,6 +40,18 @@ CONFIRM_VALID = dt.timedelta(days=30)
 OWNER_NOTICE_EVERY = dt.timedelta(days=1)
 # Statuses a new web request (or its confirmation) may turn into "pending" (or "confirmed").
 _RENEWABLE = ("pending", "unsubscribed", "bounced")
+# Every change of standing stamps one of these; a confirm link is bound to the latest.
+_STANDING = ("confirmed_at", "unsubscribed_at", "bounced_at")
+
+
+def _standing(row: dict[str, Any]) -> dt.datetime | None:
+    """When the subscriber last confirmed, unsubscribed or bounced (None: never)."""
+    return max((row[c] for c in _STANDING if row[c] is not None), default=None)
+
+
+def _same_standing(row: dict[str, Any]) -> dict[str, Any]:
+    """``only_if`` conditions that hold while nothing changed the row's standing."""
+    return {c: row[c] for c in _STANDING}
 
 
 def client_bucket(ip: str) -> str:
@@ -138,11 +157,16 @@ def request_subscription(
         if row is None or row["status"] == "confirmed":
             return SubscribeOutcome("nothing", email)
     changed = store.subscribers.update(
-        row["id"], now, only_if={"status": _RENEWABLE}, name=name, language=language, **consent
+        row["id"],
+        now,
+        only_if={"status": _RENEWABLE, **_same_standing(row)},
+        name=name,
+        language=language,
+        **consent,
     )
     if not changed:
         return SubscribeOutcome("nothing", email)
-    token = confirm_token(secret, row["id"], now)
+    token = confirm_token(secret, row["id"], now, _standing(row))
     return SubscribeOutcome("send-confirmation", row["email"], row["id"], name, language, token)
 
 
@@ -170,6 +194,9 @@ TokenState = Literal["valid", "confirmed", "invalid", "expired"]
 
 @dataclass(frozen=True)
 class ConfirmState:
+    """What a confirm link stands for. ``expired``: too old, or its request was closed by a later
+    unsubscribe, removal or bounce; either way the person may subscribe again through the form."""
+
     state: TokenState
     subscriber_id: int | None = None
     email: str | None = None
@@ -180,20 +207,28 @@ class ConfirmState:
 
 def inspect_confirm_token(store: Store, secret: str, token: str, now: dt.datetime) -> ConfirmState:
     """What a confirm link stands for, without changing anything (GET)."""
-    parsed = read_confirm_token(secret, token)
-    if parsed is None:
-        return ConfirmState("invalid")
-    sid, requested = parsed
-    row = store.subscribers.get_by_id(sid)
-    if row is None or row["requested_at"] is None or micros(row["requested_at"]) != requested:
+    return _judge(store, read_confirm_token(secret, token), now)[0]
+
+
+def _judge(
+    store: Store, claim: ConfirmClaim | None, now: dt.datetime
+) -> tuple[ConfirmState, dict[str, Any] | None]:
+    """The link's state and the row it was judged on."""
+    if claim is None:
+        return ConfirmState("invalid"), None
+    row = store.subscribers.get_by_id(claim.subscriber_id)
+    if row is None or row["requested_at"] is None or micros(row["requested_at"]) != claim.requested:
         # Unknown, erased, or retired by a newer request for the same address.
-        return ConfirmState("invalid")
-    base = {"subscriber_id": sid, "email": row["email"], "language": row["language"]}
+        return ConfirmState("invalid"), None
+    base = {"subscriber_id": row["id"], "email": row["email"], "language": row["language"]}
     if row["status"] == "confirmed":
-        return ConfirmState("confirmed", **base)
+        return ConfirmState("confirmed", **base), row
+    if micros(_standing(row)) != claim.standing:
+        # Left (unsubscribed, removed, bounced) after the link was mailed: its request is closed.
+        return ConfirmState("expired", **base), row
     if now - row["requested_at"] > CONFIRM_VALID:
-        return ConfirmState("expired", **base)
-    return ConfirmState("valid", **base)
+        return ConfirmState("expired", **base), row
+    return ConfirmState("valid", **base), row
 
 
 def confirm(
@@ -208,16 +243,20 @@ def confirm(
     """Confirm the request a link stands for (POST). With ``late_invitation`` the new subscriber
     is added to the invitation mailings of upcoming sessions that already went out; the next
     run delivers them."""
-    state = inspect_confirm_token(store, secret, token, now)
-    if state.state != "valid" or state.subscriber_id is None:
+    claim = read_confirm_token(secret, token)
+    state, row = _judge(store, claim, now)
+    if state.state != "valid" or state.subscriber_id is None or row is None:
         return state
-    row = store.subscribers.get_by_id(state.subscriber_id)
-    assert row is not None
     ip, agent, _ = proof.clipped()
+    # Only the row as judged: an unsubscribe or a newer request meanwhile wins.
     changed = store.subscribers.update(
         state.subscriber_id,
         now,
-        only_if={"status": _RENEWABLE, "requested_at": row["requested_at"]},
+        only_if={
+            "status": _RENEWABLE,
+            "requested_at": row["requested_at"],
+            **_same_standing(row),
+        },
         status="confirmed",
         confirmed_at=now,
         confirm_ip=ip,
@@ -230,7 +269,7 @@ def confirm(
         owner_notice_at=None,
     )
     if not changed:  # a concurrent confirmation (double click) got there first
-        return inspect_confirm_token(store, secret, token, now)
+        return _judge(store, claim, now)[0]
     store.subscribers.unforget(forget_hash(secret, row["email"]))
     late = 0
     if late_invitation:

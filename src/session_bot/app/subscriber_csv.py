@@ -8,6 +8,7 @@ without an explicit flag (``readd_forgotten``). Reading the file is ``subscriber
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 from collections.abc import Sequence
@@ -15,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from session_bot.app.addresses import FORMULA_START, email_key, forget_hash
+from session_bot.app.addresses import FORMULA_START, email_key, forget_hash, normalise_address
 from session_bot.app.ports.store import Store
 from session_bot.app.subscriber_csv_parse import Parsed, Rejected, parse_csv
-from session_bot.core.errors import SubscriberImportError
+from session_bot.core.errors import InvalidAddress, SubscriberImportError
 from session_bot.core.records import ImportedRow
 
 EXPORT_COLUMNS = ("email", "name", "language", "status", "subscribed_at")
@@ -58,7 +59,8 @@ def import_csv(
         raise SubscriberImportError(
             f"cannot read {path} ({exc.strerror}); check the path."
         ) from None
-    delimiter, valid, skipped, rejected = parse_csv(data, str(path))
+    delimiter, parsed, skipped, rejected = parse_csv(data, str(path))
+    valid = _unguarded(parsed, rejected)
     report = ImportReport(str(path), delimiter, dry_run, unchanged=skipped, rejected=rejected)
     existing = store.subscribers.statuses_of([email_key(p.email) for p in valid])
     hashes = {p.email: forget_hash(secret, p.email) for p in valid}
@@ -107,7 +109,29 @@ def _refusal(status: str | None, erased: bool) -> tuple[bool, str] | None:
     return None
 
 
+def _unguarded(parsed: list[Parsed], rejected: list[Rejected]) -> list[Parsed]:
+    """The addresses without the quote ``_safe_cell`` put before a formula character, so an
+    export reads back as the same list; rows that turn out duplicates go to ``rejected``."""
+    out: list[Parsed] = []
+    seen: dict[str, int] = {}
+    for p in parsed:
+        email = p.email
+        if len(email) > 1 and email[0] == "'" and email[1] in FORMULA_START:
+            # Not our guard if the rest is no address: a local part that starts with a quote.
+            with contextlib.suppress(InvalidAddress):
+                email = normalise_address(email[1:])
+        key = email_key(email)
+        if key in seen:
+            rejected.append(Rejected(p.line, p.email, f"duplicate of line {seen[key]}"))
+            continue
+        seen[key] = p.line
+        out.append(Parsed(p.line, email, p.name, p.language) if email != p.email else p)
+    return out
+
+
 def _safe_cell(value: str) -> str:
+    """OWASP's CSV-injection guard: spreadsheets run a cell starting with a formula character,
+    so a leading quote keeps it text (and ``import_csv`` takes it off again)."""
     return "'" + value if value.startswith(FORMULA_START) else value
 
 
@@ -129,7 +153,7 @@ def export_csv(
         since = row["confirmed_at"] or row["created_at"]
         writer.writerow(
             [
-                row["email"],
+                _safe_cell(row["email"]),
                 _safe_cell(row["name"] or ""),
                 row["language"],
                 row["status"],

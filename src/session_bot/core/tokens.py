@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 
@@ -12,7 +13,13 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict: only the spelling ``_b64`` writes decodes. The lenient decoder ignores the unused
+    low bits of the last character and skips stray characters, so one token would have many
+    spellings that all verify."""
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not the canonical base64url spelling")
+    return data
 
 
 def make_token(secret: str, purpose: str, subject: str) -> str:
@@ -32,5 +39,5 @@ def read_token(secret: str, purpose: str, token: str) -> str | None:
         if not hmac.compare_digest(want, _unb64(sig)):
             return None
         return _unb64(body).decode()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError):
         return None

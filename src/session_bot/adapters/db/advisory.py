@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, create_engine, make_url, text
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from session_bot.adapters.db.database import parse_database_url
 from session_bot.core.clock import Clock
 from session_bot.core.errors import LockBusy, StoreError
 
@@ -35,9 +36,9 @@ APP_NAME_MAX = 63  # PostgreSQL truncates application_name to NAMEDATALEN - 1 by
 
 def is_postgresql(url: str) -> bool:
     try:
-        return make_url(url).get_backend_name() == "postgresql"
-    except ArgumentError:
-        return False
+        return parse_database_url(url).get_backend_name() == "postgresql"
+    except StoreError:
+        return False  # reported, without the password, where the store opens it
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def lock_engine(url: str, timing: Timing, application_name: str) -> Engine:
 
 
 def masked_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    return parse_database_url(url).render_as_string(hide_password=True)
 
 
 def short_error(exc: BaseException) -> str:

@@ -9,15 +9,122 @@ out) arrives at the caller as a ``StoreError``. Repositories that expect an ``In
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from session_bot.core.errors import StoreError
+
+log = logging.getLogger("session_bot.store")  # the component name admins filter by
+
+_URL_HELP = (
+    "write it as sqlite:///var/session-bot.db or postgresql+psycopg://user:password@host:5432/db; "
+    "percent-encode an @, :, / or % in the user name or password (@ as %40, e.g. geheim%40123 "
+    "for geheim@123)"
+)
+# The database holds the Zoom access token and every subscriber: for its owner's eyes only.
+_PRIVATE = 0o600
+# SQLite's companions of the database file, created with its mode.
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def parse_database_url(raw: str) -> URL:
+    """SESSION_BOT_DATABASE_URL, parsed; ``StoreError`` for one that is not a database URL.
+
+    The one place it is parsed: no message shows its password, not even a part of one.
+    """
+    try:
+        url = make_url(raw)
+    except (ArgumentError, ValueError) as exc:
+        # ValueError: the port is no number; its text may hold a piece of the password.
+        why = "the port is not a number" if isinstance(exc, ValueError) else "not a URL"
+        raise StoreError(
+            f"SESSION_BOT_DATABASE_URL {_masked_raw(raw)} is not a usable database URL ({why}); "
+            f"{_URL_HELP}"
+        ) from None
+    if url.host and "@" in url.host:
+        # The URL ends its user name and password at the first "@": the rest of a password with
+        # an "@" in it became the host name, where a driver's error would show it.
+        shown = url.set(host=url.host.rsplit("@", 1)[1]).render_as_string(hide_password=True)
+        raise StoreError(
+            f"SESSION_BOT_DATABASE_URL {shown}: the user name or password contains an @, which "
+            f"ends them early; {_URL_HELP}"
+        )
+    return url
+
+
+def masked_url(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _masked_raw(raw: str) -> str:
+    """An unparsable URL for a message: everything up to its last "@" hidden."""
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        return "(not a URL)"
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    return f"{scheme}://{rest}"
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite URL; None for another database or one in memory."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:") or url.query.get("mode") == "memory":
+        return None
+    return Path(database)
+
+
+def _keep_private(path: Path) -> None:
+    """Create the SQLite file owner-only before SQLite opens it (its -wal and -shm take the
+    database file's mode), and tighten one that others may read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, _PRIVATE)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the database file {path} ({exc.strerror}); fix "
+            "SESSION_BOT_DATABASE_URL or SESSION_BOT_VAR_DIR"
+        ) from None
+    os.close(fd)
+    for file in (path, *(path.with_name(path.name + s) for s in _SQLITE_SIDE_FILES)):
+        _tighten(file)
+
+
+def _tighten(file: Path) -> None:
+    try:
+        mode = stat.S_IMODE(file.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if not mode & 0o077:
+        return
+    try:
+        file.chmod(mode & 0o700)
+    except OSError as exc:
+        log.warning(
+            "the database file %s can be read by others (mode %04o) and could not be made "
+            "private (%s); it holds the Zoom access token and every subscriber: run "
+            "chmod 600 on it as its owner",
+            file,
+            mode,
+            exc.strerror,
+        )
+        return
+    log.warning(
+        "the database file %s could be read by others (mode %04o); it holds the Zoom access "
+        "token and every subscriber, so it is now %04o",
+        file,
+        mode,
+        mode & 0o700,
+    )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -44,17 +151,19 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            folder = Path(url.removeprefix("sqlite:///")).parent
+        parsed = parse_database_url(url)
+        file = _sqlite_file(parsed)
+        if file is not None:
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                file.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(
-                    f"cannot create the database folder {folder} ({exc.strerror}); fix "
+                    f"cannot create the database folder {file.parent} ({exc.strerror}); fix "
                     "SESSION_BOT_DATABASE_URL or SESSION_BOT_VAR_DIR"
                 ) from None
+            _keep_private(file)
         try:
-            self.engine: Engine = create_engine(url, future=True)
+            self.engine: Engine = create_engine(parsed, future=True)
         except ImportError as exc:
             raise StoreError(
                 f"the database driver for SESSION_BOT_DATABASE_URL is not installed ({exc.name}); "
@@ -62,8 +171,8 @@ class Database:
             ) from None
         except SQLAlchemyError as exc:
             raise StoreError(
-                f"SESSION_BOT_DATABASE_URL is not a usable database URL ({type(exc).__name__}); "
-                "use sqlite:///var/session-bot.db or postgresql+psycopg://user:password@host/db"
+                f"SESSION_BOT_DATABASE_URL {masked_url(parsed)} is not a usable database URL "
+                f"({type(exc).__name__}); {_URL_HELP}"
             ) from None
         self.dialect: str = self.engine.dialect.name
         if self.dialect == "sqlite":

@@ -14,10 +14,12 @@ from email.header import Header
 
 from session_bot.adapters.render import ics
 from session_bot.adapters.render.personalise import (
+    LINE_MAX,
     Segment,
     Slot,
     clean_line,
     format_address,
+    phrase_and_address,
     safe_header_value,
     split_slots,
 )
@@ -106,8 +108,10 @@ def static_headers(
     if bulk:
         list_id = safe_header_value(c.list_id, "List-Id")
         name = clean_line(list_name)
-        phrase = _phrase(name) if name.isascii() else Header(name, "utf-8").encode()
-        out.append(f"List-Id: {phrase} <{list_id}>\r\n")
+        line = f"List-Id: {_phrase(name)} <{list_id}>"
+        if not name.isascii() or len(line) > LINE_MAX:
+            line = f"List-Id: {phrase_and_address('List-Id', name, list_id)}"
+        out.append(line + "\r\n")
     return "".join(out).encode("utf-8")
 
 

@@ -81,17 +81,38 @@ def fill_tokens(rendered: str, values: dict[str, str]) -> str:
     return _TOKEN_RE.sub(lambda m: values[m.group(1)], rendered)
 
 
+# RFC 5322 2.1.1: lines SHOULD stay within 78 characters and MUST within 998.
+LINE_MAX = 78
+# RFC 5321 4.5.3.1.3: a path holds at most 256 octets, the address without its brackets 254.
+_ADDRESS_MAX = 254
+
+
 def format_address(name: str | None, email: str, header: str = "To") -> str:
-    """An address header value; non-ASCII names as RFC 2047 encoded-words, folded with CRLF."""
-    if not _ADDR_SPEC.match(email):
+    """An address header value, folded with CRLF so no line of ``header`` exceeds 78 characters
+    (the address itself, at most 254, gets a line of its own if need be)."""
+    if len(email) > _ADDRESS_MAX or not _ADDR_SPEC.match(email):
         raise ValueError(f"{email!r} is not a plain mail address")
     name = clean_line(name or "")
     if not name:
         return email
     if name.isascii():
-        return formataddr((name, email))
-    encoded = Header(name, "utf-8", header_name=header).encode(linesep="\r\n", maxlinelen=78)
-    return f"{encoded} <{email}>"
+        # The usual case, per recipient: a short name fits one line as it is.
+        plain = formataddr((name, email))
+        if len(header) + 2 + len(plain) <= LINE_MAX:
+            return plain
+    return phrase_and_address(header, name, email)
+
+
+def phrase_and_address(header: str, phrase: str, address: str) -> str:
+    """``phrase <address>`` with the phrase as RFC 2047 encoded-words folded at 78: they split
+    anywhere, where a long unbroken name would otherwise stay one overlong line."""
+    encoded = Header(phrase, "utf-8", header_name=header).encode(
+        linesep="\r\n", maxlinelen=LINE_MAX
+    )
+    lines = encoded.split("\r\n")
+    used = len(lines[-1]) + (len(header) + 2 if len(lines) == 1 else 0)
+    fold = " " if used + len(address) + 3 <= LINE_MAX else "\r\n "
+    return f"{encoded}{fold}<{address}>"
 
 
 def join(segments: list[Segment], values: dict[Slot, bytes]) -> bytes:
