@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import secrets
@@ -228,15 +229,32 @@ def mail_config(settings: Settings, series: Series) -> MailConfig:
     )
 
 
-def renderer_factory(settings: Settings) -> Callable[[Series], Renderer]:
+def renderer_factory(
+    settings: Settings, store: Store | None = None, *, fix_calendar: bool = False
+) -> Callable[[Series], Renderer]:
+    """Each series' renderer. With ``store``, calendar UIDs keep the domain stored at the
+    series' first mailing; ``fix_calendar`` (the runner, which mails) stores it if none is."""
     cache: dict[str, Renderer] = {}
 
     def get(series: Series) -> Renderer:
         if series.id not in cache:
-            cache[series.id] = Renderer(mail_config(settings, series))
+            config = mail_config(settings, series)
+            if store is not None:
+                domain = calendar_domain(store, series, config.message_id_domain, fix_calendar)
+                config = dataclasses.replace(config, uid_domain=domain)
+            cache[series.id] = Renderer(config)
         return cache[series.id]
 
     return get
+
+
+def calendar_domain(store: Store, series: Series, current: str, fix: bool) -> str:
+    """The domain of the series' calendar UIDs: the one stored at first use, else ``current``."""
+    key = f"calendar.uid_domain:{series.id}"
+    stored = store.kv.get(key)
+    if stored is None and fix:
+        store.kv.set(key, current)
+    return stored or current
 
 
 def unsubscribe_links(
@@ -321,7 +339,7 @@ def build_runner(
         plan=plan,
         store=store,
         zoom=zoom,
-        renderer_for=renderer_factory(settings),
+        renderer_for=renderer_factory(settings, store, fix_calendar=True),
         transport=transport or make_transport(settings),
         clock=clock,
         sender=envelope_sender(settings, plan),

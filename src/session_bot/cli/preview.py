@@ -30,7 +30,7 @@ def render_session_mail(
     meeting does not exist yet (proof-reading weeks ahead); (mail, has a real meeting)."""
     row = store.sessions.get(occ.key)
     meeting = Meeting.from_json(row.meeting_json) if row and row.meeting_json else None
-    rendered = wiring.renderer_factory(settings)(occ.series).render(
+    rendered = wiring.renderer_factory(settings, store)(occ.series).render(
         kind,
         occ,
         meeting,
@@ -54,7 +54,9 @@ def render_preview(settings: Settings, plan: Plan, date: str, fmt: str, kind: st
         raise PlanError(f"{date!r} is not a date like 2025-02-26", field="DATE") from None
     occ = find_occurrence(plan, day)
     now = system_clock()
-    rendered, _ = render_session_mail(settings, wiring.open_store(settings, purpose="look"), occ, kind, now)
+    rendered, _ = render_session_mail(
+        settings, wiring.open_store(settings, purpose="look"), occ, kind, now
+    )
     if fmt == "text":
         return rendered.text.encode()
     if fmt == "html":

@@ -108,7 +108,7 @@ class Renderer:
         method = calendar_method(occ, kind)
         data = render_calendar(
             self.templates, kind, lang, occ, ctx, method=method, view=view, sequence=sequence,
-            now=now, uid_domain=self.config.message_id_domain, recipient=recipient,
+            now=now, uid_domain=self.config.uid_domain or self.config.message_id_domain, recipient=recipient,
         )  # fmt: skip
         return MailParts(
             subject=subject_with_prefix(subject, test_send),

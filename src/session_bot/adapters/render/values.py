@@ -48,6 +48,9 @@ class MailConfig:
     message_id_domain: str
     templates_dir: Path | None = None  # organiser's overrides; defaults fill in per file
     dkim: DkimConfig | None = None
+    # The calendar UIDs' domain, fixed when the series first mailed (None: message_id_domain):
+    # calendars match updates and cancellations by UID, whatever became of the public URL.
+    uid_domain: str | None = None
 
     @property
     def preview_unsubscribe_url(self) -> str:
