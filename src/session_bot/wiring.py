@@ -19,7 +19,7 @@ from session_bot.adapters.lock import FileLock, RunLock
 from session_bot.adapters.mail import MaildirTransport, SmtpTransport, Transport
 from session_bot.adapters.render.invitations import DkimConfig, MailConfig, Renderer
 from session_bot.adapters.zoom import ZoomClient
-from session_bot.app.addresses import normalise_address
+from session_bot.app.addresses import NAME_MAX, normalise_address
 from session_bot.app.alerts import Alerter
 from session_bot.app.delivery import RateLimits
 from session_bot.app.runner import Runner
@@ -301,6 +301,14 @@ def check_mail_addresses(settings: Settings, plan: Plan) -> None:
                 f"SESSION_BOT_{name.upper()}={value!r} is not a plain e-mail address; {fix}"
             )
     for series in plan.series:
+        if len(series.organiser.name) > NAME_MAX:
+            # It is every mail's From name: beyond this a header line cannot be folded.
+            raise PlanError(
+                f"is {len(series.organiser.name)} characters long; at most {NAME_MAX} fit a "
+                "sender's name",
+                file=plan.source,
+                field=f"series[{series.id}].organiser.name",
+            )
         for field, value in (
             ("organiser.email", series.organiser.email),
             ("reply_to", series.reply_to),

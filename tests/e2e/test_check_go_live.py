@@ -177,3 +177,12 @@ def test_an_outbox_that_cannot_be_written_fails_check_and_run_quickly(
     (tmp_path / "outbox" / "new").write_text("in the way")
     with pytest.raises(MailError, match="cannot write to the Maildir outbox"):
         list(transport.send_many("a@example.org", [("b@example.org", b"Subject: x\r\n\r\nx")]))
+
+
+def test_an_overlong_organiser_name_fails_check(tmp_path: Path) -> None:
+    """Issue 14, finding 19: the From name of every mail must fit a header line."""
+    plan = _plan(tmp_path, "      name: Kristina Neumann\n", f"      name: {'K' * 3000}\n")
+    out = cli(tmp_path, "check", "--plan", str(plan))
+    assert out.returncode == 2
+    (failure,) = _failures(out)
+    assert "series[willkommen].organiser.name: is 3000 characters long; at most 200" in failure

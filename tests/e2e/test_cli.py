@@ -158,3 +158,21 @@ def test_going_live_after_the_demo_starts_from_an_empty_database(tmp_path: Path)
     store.close()
     with pytest.raises(ConfigError, match="the demo never writes into a live database"):
         wiring.open_store(settings, purpose="demo")
+
+
+def test_a_locked_database_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    """Issue 14, finding 9: no traceback, and nobody's address from the SQL parameters."""
+    import sqlite3
+
+    assert cli(tmp_path, "subscribers", "list").returncode == 0  # creates the database
+    holder = sqlite3.connect(tmp_path / "var" / "session-bot.db")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        out = cli(tmp_path, "subscribers", "add", "geheim.person@example.org", "--name", "Geheim")
+    finally:
+        holder.rollback()
+        holder.close()
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "the database failed" in out.stderr and "database is locked" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert "geheim" not in (out.stdout + out.stderr).lower()
