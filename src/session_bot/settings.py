@@ -118,7 +118,7 @@ class Settings(BaseSettings):
 
         try:
             return make_url(self.resolved_database_url).render_as_string(hide_password=True)
-        except ArgumentError:  # reported where the store opens it; never echo it raw
+        except (ArgumentError, ValueError):  # reported where the store opens it; never raw
             return "(unparsable database URL)"
 
     @property
@@ -132,6 +132,32 @@ class Settings(BaseSettings):
     @property
     def smtp_configured(self) -> bool:
         return bool(self.smtp_host)
+
+    # Web hardening (issue 14) ---------------------------------------------------------------
+    # No request body is read beyond this many bytes: an unauthenticated sender must not be
+    # able to fill the daemon's memory. The forms and Zoom's events are a few KiB.
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed; empty: none is, and
+    # the direct peer is the client (a header anyone can send must not pick the rate bucket).
+    # Kept as normalised CIDR strings; web/client_address.py matches against them.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, v: Any) -> Any:
+        from ipaddress import ip_network
+
+        items = v.split(",") if isinstance(v, str) else v
+        if not isinstance(items, list | tuple):
+            return v
+        try:
+            return [
+                str(ip_network(str(item).strip(), strict=False))
+                for item in items
+                if str(item).strip()
+            ]
+        except ValueError as exc:
+            raise ValueError(f"{exc}; give IP addresses or CIDRs, comma-separated") from None
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:

@@ -148,7 +148,8 @@ def test_healthz_is_503_when_the_database_cannot_be_read(
     tmp_path: Path, example_plan: Plan
 ) -> None:
     settings = settings_for(tmp_path)
-    broken = Store(f"sqlite:///{tmp_path}")  # a directory, not a database file
+    # A database whose tables are gone (the file was replaced, say): reads fail.
+    broken = Store(f"sqlite:///{tmp_path / 'broken.db'}")
     ctx = WebContext(
         settings=settings,
         store=broken,

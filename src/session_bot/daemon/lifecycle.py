@@ -165,6 +165,9 @@ class WebThread:
             lifespan="off",
             server_header=False,
             timeout_graceful_shutdown=3,
+            # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default; the web app
+            # believes it only from SESSION_BOT_TRUSTED_PROXIES (web/client_address.py).
+            proxy_headers=False,
         )
         server = QuietServer(config)
         host, port = sock.getsockname()[:2]

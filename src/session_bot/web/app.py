@@ -17,9 +17,11 @@ from fastapi.responses import JSONResponse
 
 from session_bot.app.run_requests import RUN_REQUEST_KEY, RunRequest
 from session_bot.app.runner import state_from_store
-from session_bot.core.errors import LockBusy, SessionBotError
+from session_bot.core.errors import LockBusy, SessionBotError, StoreError
 from session_bot.core.timeline import next_due
+from session_bot.web.body_limit import BodyLimit
 from session_bot.web.deps import Ctx, WebContext
+from session_bot.web.failures import store_failed
 from session_bot.web.subscribe import router as subscribe_router
 from session_bot.web.zoom_webhook import router as zoom_router
 
@@ -46,8 +48,10 @@ Instance = Callable[[], dict[str, Any]]
 def health(ctx: WebContext, instance: Instance | None = None) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body) of /healthz: the database answers, the last run, the next due moment,
     a run request the leader has not taken up yet (normally answered within seconds), and
-    (``instance``) which process answers: role, host, pid, since; a standby names the leader."""
+    (``instance``) which process answers: role, host, pid, since; a standby names the leader.
+    Any of ``ctx.problems`` makes it 503 with ``"ok": false`` and the list."""
     now = ctx.clock()
+    problems = ctx.problems() if ctx.problems is not None else []
     try:
         last = ctx.store.runs.last()
         requested = ctx.store.kv.get(RUN_REQUEST_KEY)
@@ -55,9 +59,10 @@ def health(ctx: WebContext, instance: Instance | None = None) -> tuple[int, dict
         me = instance() if instance is not None else None
     except SessionBotError as exc:
         log.error("health check failed: %s", exc)
-        return 503, {"ok": False, "role": ctx.role, "error": type(exc).__name__}
+        failed: dict[str, Any] = {"ok": False, "role": ctx.role, "error": type(exc).__name__}
+        return 503, {**failed, "problems": problems} if problems else failed
     body: dict[str, Any] = {
-        "ok": True,
+        "ok": not problems,
         "role": ctx.role,
         "now": now.isoformat(),
         "last_run": {k: _iso(v) for k, v in last.items()} if last else None,
@@ -66,6 +71,9 @@ def health(ctx: WebContext, instance: Instance | None = None) -> tuple[int, dict
     }
     if me is not None:
         body["instance"] = me
+    if problems:
+        body["problems"] = problems
+        return 503, body
     return 200, body
 
 
@@ -98,6 +106,8 @@ def create_app(ctx: WebContext, *, instance: Instance | None = None) -> FastAPI:
         openapi_url=None,  # nothing to advertise to the public
     )
     app.state.ctx = ctx
+    app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_body_bytes)
+    app.add_exception_handler(StoreError, store_failed)
 
     @app.get("/healthz")
     def healthz(ctx: Ctx) -> JSONResponse:

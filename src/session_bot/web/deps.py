@@ -40,6 +40,9 @@ class WebContext:
     role: str = "leader"  # leader | standby (PostgreSQL) — shown by /healthz
     # None: built from ``settings`` and the plan's first series, as the runner's mails are.
     consent_mail_for: ConsentMailFor | None = None
+    # What keeps this process from doing its job although it answers (e.g. the plan on disk is
+    # invalid), one sentence each; any makes /healthz answer 503 so monitoring notices.
+    problems: Callable[[], list[str]] | None = None
 
     def consent_mail(self) -> ConsentMailSetup:
         if self.consent_mail_for is not None:

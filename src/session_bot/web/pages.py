@@ -98,8 +98,10 @@ def render_page(
     title_key: str,
     status: int = 200,
     extra_headers: Mapping[str, str] | None = None,
+    title: str | None = None,
     **values: Any,
 ) -> HTMLResponse:
+    """``title`` replaces the text of ``title_key`` (for pages whose texts live in code)."""
     p = pages()
     t = p.texts[lang]
     other = "en" if lang == "de" else "de"
@@ -107,7 +109,7 @@ def render_page(
         lang=lang,
         t=t,
         css=p.css,
-        title=t[title_key],
+        title=title if title is not None else t[title_key],
         series_title=series_title(ctx),
         other_lang=other,
         other_lang_url=f"{request.url.path}?lang={other}",

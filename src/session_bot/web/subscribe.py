@@ -16,6 +16,7 @@ from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse
 
 from session_bot.app import subscriptions as subs
+from session_bot.web.client_address import client_address
 from session_bot.web.deps import Ctx, WebContext
 from session_bot.web.pages import (
     LANGS,
@@ -53,7 +54,7 @@ def _proof(ctx: WebContext, request: Request) -> subs.RequestProof:
     if request.url.query:
         url += "?" + request.url.query
     return subs.RequestProof(
-        ip=request.client.host if request.client else None,
+        ip=client_address(request, ctx.settings.trusted_proxies),
         user_agent=request.headers.get("user-agent"),
         url=url,
     )
