@@ -9,9 +9,10 @@ import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
+from session_bot import preflight
 from session_bot.adapters.clock import system_clock
 from session_bot.adapters.db.advisory import AdvisoryLock, is_postgresql
 from session_bot.adapters.db.store import Store, StoreTokenCache
@@ -19,12 +20,12 @@ from session_bot.adapters.lock import FileLock, RunLock
 from session_bot.adapters.mail import MaildirTransport, SmtpTransport, Transport
 from session_bot.adapters.render.invitations import DkimConfig, MailConfig, Renderer
 from session_bot.adapters.zoom import ZoomClient
-from session_bot.app.addresses import NAME_MAX, normalise_address
 from session_bot.app.alerts import Alerter
+from session_bot.app.console.accounts import Accounts
 from session_bot.app.delivery import RateLimits
 from session_bot.app.runner import Runner
 from session_bot.core.clock import Clock
-from session_bot.core.errors import ConfigError, InvalidAddress, PlanError
+from session_bot.core.errors import ConfigError
 from session_bot.core.plan import Plan, Series
 from session_bot.core.recipient import Recipient
 from session_bot.core.records import DeliveryRow, MailingRow
@@ -44,11 +45,9 @@ GO_LIVE_ZOOM = (
 )
 
 
-PURPOSE_KEY = "database.purpose"
-Purpose = Literal["live", "demo", "look"]
-
-
-def open_store(settings: Settings, *, migrate: bool = False, purpose: Purpose = "live") -> Store:
+def open_store(
+    settings: Settings, *, migrate: bool = False, purpose: preflight.Purpose = "live"
+) -> Store:
     """The store; a fresh database is created, an outdated one refused unless ``migrate``.
 
     ``purpose``: the demo's database is marked as such when the demo creates it; a live command
@@ -60,31 +59,26 @@ def open_store(settings: Settings, *, migrate: bool = False, purpose: Purpose = 
     else:
         store.ensure_schema()
     try:
-        check_purpose(store, settings, purpose)
+        preflight.check_purpose(store, settings, purpose)
     except ConfigError:
         store.close()
         raise
     return store
 
 
-def check_purpose(store: Store, settings: Settings, purpose: Purpose) -> None:
-    marked = store.kv.get(PURPOSE_KEY)
-    where = settings.database_display
-    if purpose == "live" and marked == "demo":
-        raise ConfigError(
-            f"the database {where} belongs to `session-bot demo` (its example subscribers and "
-            "sandbox meetings); a live command never uses it. Leave SESSION_BOT_VAR_DIR and "
-            "SESSION_BOT_DATABASE_URL at their defaults (./var) or choose another folder or "
-            f"database for going live; `make clean` removes the demo's data."
-        )
-    if purpose == "demo" and marked != "demo":
-        if store.subscribers.count() or store.sessions.all():
-            raise ConfigError(
-                f"the database {where} holds subscribers or sessions the demo did not make; the "
-                "demo never writes into a live database. Run `session-bot demo` without "
-                "--env-file (it keeps its own folder, ./var/demo) or point it at an empty database."
-            )
-        store.kv.set(PURPOSE_KEY, "demo")
+def accounts(store: Store, clock: Clock = system_clock) -> Accounts:
+    """The console's organiser accounts (Argon2id password hashes)."""
+    from session_bot.adapters.passwords import Argon2Hasher
+
+    return Accounts(
+        organisers=store.organisers,
+        sessions=store.console_sessions,
+        audit=store.audit,
+        kv=store.kv,
+        counters=store.counters,
+        hasher=Argon2Hasher(),
+        clock=clock,
+    )
 
 
 def run_lock(settings: Settings, clock: Clock | None = None) -> RunLock:
@@ -287,47 +281,6 @@ def recipient_factory(
     return make
 
 
-def check_mail_addresses(settings: Settings, plan: Plan) -> None:
-    """Every address a mail is sent from or answered to is a plain, valid address — checked
-    before a run does anything (a display name here used to fail after the meeting existed)."""
-    fix = (
-        "write only the address, like organiser@example.org (the name shown comes from the "
-        "plan's organiser.name)"
-    )
-    for name in ("mail_from", "bounce_address"):
-        value = getattr(settings, name)
-        if value is not None and not _plain_address(value):
-            raise ConfigError(
-                f"SESSION_BOT_{name.upper()}={value!r} is not a plain e-mail address; {fix}"
-            )
-    for series in plan.series:
-        if len(series.organiser.name) > NAME_MAX:
-            # It is every mail's From name: beyond this a header line cannot be folded.
-            raise PlanError(
-                f"is {len(series.organiser.name)} characters long; at most {NAME_MAX} fit a "
-                "sender's name",
-                file=plan.source,
-                field=f"series[{series.id}].organiser.name",
-            )
-        for field, value in (
-            ("organiser.email", series.organiser.email),
-            ("reply_to", series.reply_to),
-        ):
-            if value is not None and not _plain_address(value):
-                raise PlanError(
-                    f"{value!r} is not a plain e-mail address; {fix}",
-                    file=plan.source,
-                    field=f"series[{series.id}].{field}",
-                )
-
-
-def _plain_address(value: str) -> bool:
-    try:
-        return normalise_address(value) == value.strip() or ("@" in value and " " not in value)
-    except InvalidAddress:
-        return False
-
-
 def envelope_sender(settings: Settings, plan: Plan) -> str:
     return settings.bounce_address or settings.mail_from or plan.series[0].organiser.email
 
@@ -342,7 +295,7 @@ def build_runner(
     *,
     progress: bool = False,
 ) -> Runner:
-    check_mail_addresses(settings, plan)
+    preflight.check_mail_addresses(settings, plan)
     return Runner(
         plan=plan,
         store=store,

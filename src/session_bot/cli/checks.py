@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from session_bot import wiring
+from session_bot import preflight, wiring
 from session_bot.adapters.clock import system_clock
 from session_bot.core.errors import SessionBotError
 from session_bot.core.plan import Plan, load_plan, occurrences
@@ -45,7 +45,7 @@ def run_checks(settings: Settings, plan_path: Path | None, echo: Echo) -> bool:
     checks = _Checks(echo)
     plan = load_plan(plan_path or settings.plan)
     echo(f"ok   plan {plan.source}: {len(plan.series)} series")
-    checks.attempt("addresses", lambda: wiring.check_mail_addresses(settings, plan))
+    checks.attempt("addresses", lambda: preflight.check_mail_addresses(settings, plan))
     _templates(settings, plan, checks)
     _going_live(settings, checks)
     _zoom(settings, checks)

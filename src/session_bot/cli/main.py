@@ -214,9 +214,11 @@ def sandbox(
 
 def _mount_subcommands() -> None:
     from session_bot.cli import serve as cli_daemon
+    from session_bot.cli.organisers import organisers_app
     from session_bot.cli.subscribers import subscribers_app
 
     app.add_typer(subscribers_app, name="subscribers")
+    app.add_typer(organisers_app, name="organisers")
     cli_daemon.register(app)
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from session_bot import wiring
+from session_bot import preflight, wiring
 from session_bot.adapters.db.store import Store
 from session_bot.adapters.lock import FileLock
 from session_bot.adapters.mail import Transport
@@ -104,7 +104,7 @@ def open_backends(
     stack.callback(store.close)
     store.ensure_schema()
     # `serve --sandbox` is for trying things out, also on the demo's database; `serve` is live.
-    wiring.check_purpose(store, settings, "look" if sandbox else "live")
+    preflight.check_purpose(store, settings, "look" if sandbox else "live")
     if sandbox and shared:
         log.warning(
             "--sandbox on PostgreSQL: every instance runs its own Zoom sandbox, so a standby "

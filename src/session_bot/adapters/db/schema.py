@@ -172,3 +172,41 @@ alerts = Table(
     Column("key", String(200), primary_key=True),
     Column("last_sent_at", UTCDateTime, nullable=False),
 )
+
+
+# --- the organisers' console ------------------------------------------------------------------
+
+organisers = Table(
+    "organisers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),  # stored lower-case
+    Column("name", String(200)),
+    Column("password_hash", String(255)),  # None until the person set one through the link
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("password_set_at", UTCDateTime),
+    Column("last_sign_in_at", UTCDateTime),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    # SHA-256 of the cookie's token: a copy of the database signs nobody in.
+    Column("token_hash", String(64), primary_key=True),
+    Column("organiser_id", ForeignKey("organisers.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("client", String(64)),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("actor", String(320), nullable=False),  # an organiser's address, or "cli (user@host)"
+    Column("action", String(40), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("client", String(64)),
+)

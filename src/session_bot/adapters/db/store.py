@@ -13,6 +13,11 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
+from session_bot.adapters.db.console import (
+    AuditRepository,
+    ConsoleSessionRepository,
+    OrganiserRepository,
+)
 from session_bot.adapters.db.database import Database
 from session_bot.adapters.db.deliveries import DeliveryLedger
 from session_bot.adapters.db.keyvalue import CounterRepository, KeyValueRepository
@@ -39,6 +44,9 @@ class Store:
         # A port, not the class: the daemon wraps it to stop claiming on shutdown.
         self.deliveries: ports.DeliveryLedger = DeliveryLedger(self.db)
         self.subscribers = SubscriberRepository(self.db)
+        self.organisers = OrganiserRepository(self.db)
+        self.console_sessions = ConsoleSessionRepository(self.db)
+        self.audit = AuditRepository(self.db)
 
     @property
     def url(self) -> str:
