@@ -23,6 +23,7 @@ from session_bot.adapters.zoom import ZoomClient
 from session_bot.app.alerts import Alerter
 from session_bot.app.console.accounts import Accounts
 from session_bot.app.delivery import RateLimits
+from session_bot.app.ports import store as ports
 from session_bot.app.runner import Runner
 from session_bot.core.clock import Clock
 from session_bot.core.errors import ConfigError
@@ -66,7 +67,7 @@ def open_store(
     return store
 
 
-def accounts(store: Store, clock: Clock = system_clock) -> Accounts:
+def accounts(store: ports.Store, clock: Clock = system_clock) -> Accounts:
     """The console's organiser accounts (Argon2id password hashes)."""
     from session_bot.adapters.passwords import Argon2Hasher
 

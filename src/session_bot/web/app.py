@@ -20,6 +20,7 @@ from session_bot.app.runner import state_from_store
 from session_bot.core.errors import LockBusy, SessionBotError, StoreError
 from session_bot.core.timeline import next_due
 from session_bot.web.body_limit import BodyLimit
+from session_bot.web.console import router as console_router
 from session_bot.web.deps import Ctx, WebContext
 from session_bot.web.failures import store_failed
 from session_bot.web.subscribe import router as subscribe_router
@@ -142,6 +143,7 @@ def create_app(ctx: WebContext, *, instance: Instance | None = None) -> FastAPI:
             return JSONResponse({"ok": False, "error": str(exc)}, status_code=409)
         return JSONResponse(result, status_code=200 if result.get("ok", True) else 500)
 
+    app.include_router(console_router)  # /admin/ pages (the bearer API above stays)
     app.include_router(subscribe_router)  # /subscribe, /confirm, /unsubscribe
     app.include_router(zoom_router)  # /zoom/webhook
     return app

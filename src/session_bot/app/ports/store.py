@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
+from session_bot.app.ports.console import AuditLog, ConsoleSessions, Organisers
 from session_bot.core.records import (
     BouncedSubscriber,
     Claim,
@@ -299,3 +300,13 @@ class Store(Protocol):
 
     @property
     def subscribers(self) -> Subscribers: ...
+
+    # The organisers' console (its protocols live in ``app.ports.console``).
+    @property
+    def organisers(self) -> Organisers: ...
+
+    @property
+    def console_sessions(self) -> ConsoleSessions: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
