@@ -1,4 +1,8 @@
-"""`session-bot organisers …`: who may sign in to the console at /admin/."""
+"""`session-bot organisers …`: who may sign in to the console at /admin/.
+
+Accounts may live in the demo's database too (`serve --sandbox` over it is how one tries the
+console): an account mails nobody but its owner.
+"""
 
 from __future__ import annotations
 
@@ -59,7 +63,7 @@ def _with_link(email: str, name: str | None, plan: Path | None, env_file: Path, 
             address = normalise_address(email)
         except InvalidAddress as exc:
             raise ConfigError(f"EMAIL {email!r} is not a usable e-mail address ({exc})") from None
-        store = wiring.open_store(settings)
+        store = wiring.open_store(settings, purpose="look")
         try:
             accounts = wiring.accounts(store)
             if new:
@@ -117,7 +121,7 @@ def list_(env_file: EnvFile = Path(".env")) -> None:
 
     try:
         settings = load(env_file)
-        store = wiring.open_store(settings)
+        store = wiring.open_store(settings, purpose="look")
         try:
             found = store.organisers.all()
         finally:
@@ -142,7 +146,7 @@ def remove(
 
     try:
         settings = load(env_file)
-        store = wiring.open_store(settings)
+        store = wiring.open_store(settings, purpose="look")
         try:
             removed = wiring.accounts(store).remove(email, _actor())
         finally:
