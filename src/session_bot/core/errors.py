@@ -41,6 +41,7 @@ class PlanError(SessionBotError):
     """Invalid series plan; carries the file, line and field."""
 
     def __init__(self, message: str, *, file: str = "", line: int | None = None, field: str = ""):
+        self.message = message
         self.file = file
         self.line = line
         self.field = field

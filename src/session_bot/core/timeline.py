@@ -46,7 +46,9 @@ def _window(plan: Plan, now: dt.datetime, ahead_days: int) -> Iterator[Occurrenc
     today = now.date()
     for series in plan.series:
         back = today - dt.timedelta(days=2)
-        yield from occurrences(series, back, today + dt.timedelta(days=ahead_days))
+        yield from occurrences(
+            series, back, today + dt.timedelta(days=ahead_days), source=plan.source
+        )
 
 
 def _lead_days(plan: Plan) -> int:

@@ -6,6 +6,9 @@ One package, one seam per module; new code imports from the module it needs:
 - ``plan.occurrences``: when sessions happen (``Occurrence``, ``occurrences``,
   ``find_occurrence``), pure: takes dates, reads no clock.
 - ``plan.localize``: a series and session in a subscriber's language, pure.
+- ``plan.rule``: which RRULEs a series may use, and a bounded check that one produces dates.
+- ``plan.reader``: the YAML subset a plan may use (no anchors/aliases/tags, no keys written
+  twice, dates on the calendar, at most 1 MB), with the line of every key.
 - ``plan.file``: ``parse_plan`` (YAML text → ``Plan`` with file/line/field errors) and
   ``load_plan``, the only function of the plan that reads a file.
 

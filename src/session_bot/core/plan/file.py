@@ -6,44 +6,23 @@ the file's text.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from session_bot.core.errors import PlanError
 from session_bot.core.plan.model import Plan
+from session_bot.core.plan.occurrences import occurrences, start_problems
+from session_bot.core.plan.reader import MAX_BYTES, Lines, read_yaml, too_large
 
-# Path of keys/indices from the document root (all as strings) → 1-based line in the file.
-_Lines = dict[tuple[Any, ...], int]
-
-
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key and sequence item."""
-
-
-def _build_lines(node: yaml.Node, path: tuple[Any, ...], out: _Lines) -> None:
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key: Any = key_node.value
-            if key_node.tag.endswith(":timestamp"):
-                with contextlib.suppress(ValueError):
-                    key = dt.date.fromisoformat(key)
-            sub = (*path, str(key))
-            out[sub] = key_node.start_mark.line + 1
-            _build_lines(value_node, sub, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            sub = (*path, str(i))
-            out[sub] = item.start_mark.line + 1
-            _build_lines(item, sub, out)
+# How far ahead a plan's rule dates are checked when it is read (10 years: a monthly series
+# costs a few milliseconds).
+RULE_CHECK_DAYS = 3653
 
 
-def _line_for(loc: tuple[Any, ...], lines: _Lines) -> int | None:
+def _line_for(loc: tuple[Any, ...], lines: Lines) -> int | None:
     path = tuple(str(p) for p in loc)
     while path:
         if path in lines:
@@ -78,29 +57,7 @@ def _loc_part(part: Any) -> Any:
     return part
 
 
-def _read_yaml(text: str, source: str) -> tuple[Any, _Lines]:
-    """The document's data and the line of every key in it."""
-    try:
-        root = yaml.compose(text, Loader=_LineLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise PlanError(
-            f"not valid YAML: {exc.problem}. Check indentation and quoting (times like 12:30 need quotes).",
-            file=source,
-            line=line,
-        ) from None
-    if not isinstance(data, dict):
-        raise PlanError(
-            "the plan must be a mapping with a top-level `series:` list", file=source, line=1
-        )
-    lines: _Lines = {}
-    if root is not None:
-        _build_lines(root, (), lines)
-    return data, lines
-
-
-def _plan_error(exc: ValidationError, data: Any, lines: _Lines, source: str) -> PlanError:
+def _plan_error(exc: ValidationError, data: Any, lines: Lines, source: str) -> PlanError:
     """The first of pydantic's errors, told with the file's line and the field's name."""
     # A typo'd key also makes its intended field "missing": report the typo first.
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
@@ -121,18 +78,57 @@ def _plan_error(exc: ValidationError, data: Any, lines: _Lines, source: str) -> 
     )
 
 
+def _check_starts(plan: Plan, data: Any, lines: Lines) -> None:
+    """Sessions listed by date must start at a wall time that exists on their day."""
+    for i, series in enumerate(plan.series):
+        for path, message in start_problems(series):
+            loc = ("series", i, *path)
+            raise PlanError(
+                message, file=plan.source, line=_line_for(loc, lines), field=_field_name(loc, data)
+            )
+
+
 def parse_plan(text: str, source: str = "<plan>") -> Plan:
     """Validate a plan's YAML text; every error names the file, line and field."""
-    data, lines = _read_yaml(text, source)
+    data, lines = read_yaml(text, source)
+    if not isinstance(data, dict):
+        raise PlanError(
+            "the plan must be a mapping with a top-level `series:` list", file=source, line=1
+        )
     try:
-        return Plan.model_validate({**data, "source": source})
+        plan = Plan.model_validate({**data, "source": source})
     except ValidationError as exc:
         raise _plan_error(exc, data, lines, source) from None
+    _check_starts(plan, data, lines)
+    _check_rule_dates(plan, data, lines)
+    return plan
+
+
+def _check_rule_dates(plan: Plan, data: Any, lines: Lines) -> None:
+    """The rule's dates of the next years must start at a wall time that exists on their day:
+    found now, with the line, rather than by the daemon the day such a date comes into view."""
+    for i, series in enumerate(plan.series):
+        horizon = series.starts_on + dt.timedelta(days=RULE_CHECK_DAYS)
+        try:
+            for _ in occurrences(series, series.starts_on, horizon, source=plan.source):
+                pass
+        except PlanError as exc:
+            loc = ("series", i, "start")
+            raise PlanError(
+                exc.message,
+                file=plan.source,
+                line=_line_for(loc, lines),
+                field=_field_name(loc, data),
+            ) from None
 
 
 def load_plan(path: Path) -> Plan:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise too_large(str(path))
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise PlanError(
             "plan file not found; set SESSION_BOT_PLAN to your plan (examples/willkommen.yaml is a start)",

@@ -11,10 +11,17 @@ from functools import cached_property
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dateutil.rrule import rrulestr
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from session_bot.core.errors import PlanError
+from session_bot.core.plan.rule import check_rule
 
 _HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 
@@ -129,8 +136,9 @@ class Texts(_Model):
 class Series(_Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
     title: str = Field(min_length=1, max_length=200)
+    # starts_on before rrule: the rule is checked from the series' first day.
+    starts_on: dt.date = Field(ge=dt.date(2000, 1, 1))
     rrule: str
-    starts_on: dt.date
     until: dt.date | None = None
     start: str = Field(pattern=_HHMM)
     duration: int = Field(60, ge=5, le=1440)
@@ -160,14 +168,10 @@ class Series(_Model):
 
     @field_validator("rrule")
     @classmethod
-    def _valid_rrule(cls, v: str) -> str:
+    def _valid_rrule(cls, v: str, info: ValidationInfo) -> str:
+        """A rule of days that produces at least one (see ``plan.rule``)."""
         body = v.strip().removeprefix("RRULE:")
-        try:
-            rrulestr(body, dtstart=dt.datetime(2000, 1, 1))
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                f"not a valid RFC 5545 RRULE ({exc}); e.g. FREQ=MONTHLY;BYDAY=-1WE"
-            ) from None
+        check_rule(body, info.data.get("starts_on"))
         return body
 
     @field_validator("breaks")

@@ -2,6 +2,15 @@
 
 RFC 5545 RRULE via python-dateutil, plus sessions listed by date, minus what the plan skips
 (exceptions, break months, public holidays via ``holidays``). Pure: takes dates, reads no clock.
+
+Wall times across daylight saving time, in the series' zone:
+- a start that does not exist on a session's day (the hour the clocks skip in spring) is a
+  ``PlanError`` naming the field and the date: for sessions listed by date when the plan is read
+  (``start_problems``), for the rule's dates when they are computed (``occurrences``);
+- a start that exists twice (the hour the clocks repeat in autumn) is its first occurrence
+  (``fold=0``, still summer time);
+- a session ends ``duration`` minutes after it starts in real (UTC) time, so a 60-minute
+  session lasts 60 minutes on the night the clocks change too.
 """
 
 from __future__ import annotations
@@ -36,12 +45,20 @@ class Occurrence:
         return f"{self.series.id}/{self.date.isoformat()}"
 
     @property
+    def own_start(self) -> bool:
+        """Whether the session gives its own ``start:`` (else the series' applies)."""
+        return bool(self.content and self.content.start)
+
+    @property
+    def start_hhmm(self) -> str:
+        return (self.content.start if self.content and self.content.start else None) or (
+            self.series.start
+        )
+
+    @property
     def start(self) -> dt.datetime:
-        """Aware start in the series' zone (DST-correct wall time)."""
-        hhmm = (
-            self.content.start if self.content and self.content.start else None
-        ) or self.series.start
-        return dt.datetime.combine(self.date, _hhmm(hhmm), tzinfo=self.series.zone)
+        """Aware start in the series' zone; of a wall time that exists twice, the first."""
+        return dt.datetime.combine(self.date, _hhmm(self.start_hhmm), tzinfo=self.series.zone)
 
     @property
     def duration(self) -> int:
@@ -51,7 +68,9 @@ class Occurrence:
 
     @property
     def end(self) -> dt.datetime:
-        return self.start + dt.timedelta(minutes=self.duration)
+        """``duration`` minutes after the start in real time (not wall time), in the zone."""
+        utc = self.start.astimezone(dt.UTC) + dt.timedelta(minutes=self.duration)
+        return utc.astimezone(self.series.zone)
 
     @property
     def cancelled(self) -> bool:
@@ -88,7 +107,7 @@ class Occurrence:
         }
 
 
-def _holiday_names(series: Series, years: range) -> Mapping[dt.date, str]:
+def _holiday_names(series: Series, years: range, source: str) -> Mapping[dt.date, str]:
     if series.holidays is None:
         return {}
     import holidays as holidays_lib  # pure data library; imported here to keep plan import light
@@ -100,13 +119,66 @@ def _holiday_names(series: Series, years: range) -> Mapping[dt.date, str]:
     except NotImplementedError:
         raise PlanError(
             f"unknown holiday country/state {series.holidays.country}/{series.holidays.subdiv}",
+            file=source,
             field=f"series[{series.id}].holidays",
         ) from None
     return dict(cal.items())
 
 
-def occurrences(series: Series, start: dt.date, end: dt.date) -> Iterator[Occurrence]:
-    """Every session of ``series`` with a date in [start, end], in order, skipped ones included."""
+def _missing_start(occ: Occurrence) -> str | None:
+    """Why the occurrence's start does not exist on its day (the clocks skip it), else None."""
+    wall = occ.start
+    if wall.astimezone(dt.UTC).astimezone(wall.tzinfo).replace(tzinfo=None) == wall.replace(
+        tzinfo=None
+    ):
+        return None
+    return (
+        f"{occ.start_hhmm} does not exist on {occ.date.isoformat()} in {occ.series.timezone} "
+        "(clocks go forward that night); choose another time"
+    )
+
+
+def start_problems(series: Series) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Sessions listed by date whose start does not exist on their day: (field path below the
+    series, message). For reading the plan, where the path gives the line."""
+    for day, content in series.sessions.items():
+        if day in series.exceptions:
+            continue
+        occ = Occurrence(series=series, date=day, content=content)
+        problem = _missing_start(occ)
+        if problem is None:
+            continue
+        if occ.own_start:
+            yield ("sessions", day.isoformat(), "start"), problem
+        else:
+            yield (
+                ("sessions", day.isoformat()),
+                (f"the series' start {problem}, or give this session its own `start:`"),
+            )
+
+
+def _checked(occ: Occurrence, source: str) -> Occurrence:
+    """``occ`` unless it is held and its start does not exist on its day (PlanError)."""
+    problem = None if occ.skip_reason else _missing_start(occ)
+    if problem is None:
+        return occ
+    day = occ.date.isoformat()
+    if occ.own_start:
+        field = f"series[{occ.series.id}].sessions.{day}.start"
+    else:
+        field = f"series[{occ.series.id}].start"
+        problem += f", give {day} its own `start:` under `sessions:`, or list it in `exceptions:`"
+    raise PlanError(problem, file=source, field=field)
+
+
+def occurrences(
+    series: Series, start: dt.date, end: dt.date, *, source: str = ""
+) -> Iterator[Occurrence]:
+    """Every session of ``series`` with a date in [start, end], in order, skipped ones included.
+
+    Raises ``PlanError`` (naming ``source``, the plan file) when a session that is held would
+    start at a wall time the clocks skip on its day.
+    """
     lo = max(start, series.starts_on)
     hi = min(end, series.until) if series.until else end
     if lo > hi:
@@ -120,7 +192,7 @@ def occurrences(series: Series, start: dt.date, end: dt.date) -> Iterator[Occurr
     }
     # Sessions listed by date are part of the series even off the rule (an extra session).
     dates |= {d for d in series.sessions if lo <= d <= hi}
-    hol = _holiday_names(series, range(lo.year, hi.year + 1))
+    hol = _holiday_names(series, range(lo.year, hi.year + 1), source)
     exceptions = set(series.exceptions)
     for d in sorted(dates):
         content = series.sessions.get(d)
@@ -132,13 +204,18 @@ def occurrences(series: Series, start: dt.date, end: dt.date) -> Iterator[Occurr
             reason = f"in the summer/holiday break (month {d.month})"
         elif not explicit and d in hol:
             reason = f"public holiday: {hol[d]}"
-        yield Occurrence(series=series, date=d, content=content, skip_reason=reason)
+        yield _checked(
+            Occurrence(series=series, date=d, content=content, skip_reason=reason), source
+        )
 
 
 def find_occurrence(plan: Plan, date: dt.date, series_id: str | None = None) -> Occurrence:
     """The session on ``date`` (of the given series, or the only series that has one)."""
     found = [
-        o for s in plan.series if series_id in (None, s.id) for o in occurrences(s, date, date)
+        o
+        for s in plan.series
+        if series_id in (None, s.id)
+        for o in occurrences(s, date, date, source=plan.source)
     ]
     if not found:
         raise PlanError(
