@@ -225,7 +225,7 @@ def mail_config(settings: Settings, series: Series) -> MailConfig:
 
 
 def renderer_factory(
-    settings: Settings, store: Store | None = None, *, fix_calendar: bool = False
+    settings: Settings, store: ports.Store | None = None, *, fix_calendar: bool = False
 ) -> Callable[[Series], Renderer]:
     """Each series' renderer. With ``store``, calendar UIDs keep the domain stored at the
     series' first mailing; ``fix_calendar`` (the runner, which mails) stores it if none is."""
@@ -243,7 +243,7 @@ def renderer_factory(
     return get
 
 
-def calendar_domain(store: Store, series: Series, current: str, fix: bool) -> str:
+def calendar_domain(store: ports.Store, series: Series, current: str, fix: bool) -> str:
     """The domain of the series' calendar UIDs: the one stored at first use, else ``current``."""
     key = f"calendar.uid_domain:{series.id}"
     stored = store.kv.get(key)

@@ -9,7 +9,7 @@ from session_bot import wiring
 from session_bot.adapters.clock import system_clock
 from session_bot.adapters.db.store import Store
 from session_bot.adapters.render.invitations import Recipient, RenderedMailing
-from session_bot.adapters.zoom import Meeting
+from session_bot.adapters.render.session_mail import render_session_mail as session_mail
 from session_bot.core.errors import PlanError
 from session_bot.core.plan import Occurrence, Plan, find_occurrence
 from session_bot.settings import Settings
@@ -28,18 +28,8 @@ def render_session_mail(
 ) -> tuple[RenderedMailing, bool]:
     """The session's mail with its stored meeting, or with marked sample join details when the
     meeting does not exist yet (proof-reading weeks ahead); (mail, has a real meeting)."""
-    row = store.sessions.get(occ.key)
-    meeting = Meeting.from_json(row.meeting_json) if row and row.meeting_json else None
-    rendered = wiring.renderer_factory(settings, store)(occ.series).render(
-        kind,
-        occ,
-        meeting,
-        sequence=row.sequence if row else 0,
-        now=now,
-        reason=occ.content.reason if occ.content else None,
-        test_send=test_send,
-        sample_meeting=meeting is None,
-    )
+    renderer = wiring.renderer_factory(settings, store)(occ.series)
+    rendered, meeting = session_mail(renderer, store.sessions, occ, kind, now, test_send=test_send)
     return rendered, meeting is not None
 
 

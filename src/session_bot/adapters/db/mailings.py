@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import func, insert, literal, select, type_coerce, update
+from sqlalchemy import and_, case, func, insert, literal, or_, select, true, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 
 from session_bot.adapters.db.database import Database
@@ -258,3 +258,129 @@ class MailingRepository:
             q = q.where(deliveries.c.mailing_id == mailing_id)
         with self._db.connect() as c:
             return {status: n for status, n in c.execute(q)}
+
+    def summaries(self, mailing_id: int | None = None) -> list[dict[str, Any]]:
+        """Every mailing (or the one asked for), newest first, with its session's date and start
+        and its rows counted: sent, pending (incl. sending), failed, bounced (the failed rows
+        that bounced hard: a 55x answer or a subscriber set aside as bounced), skipped."""
+        q = _summary_select()
+        if mailing_id is not None:
+            q = q.where(mailings.c.id == mailing_id)
+        with self._db.connect() as c:
+            rows = c.execute(q).all()
+        return [
+            {k: (int(v or 0) if k in _COUNTED else v) for k, v in r._mapping.items()} for r in rows
+        ]
+
+    def delivery_page(
+        self,
+        *,
+        mailing_id: int | None = None,
+        email: str | None = None,
+        state: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """One page of delivery rows (of a mailing, or to an address, case-insensitive) with
+        their mailing, session and ``hard`` (bounced hard), and how many rows match in all.
+
+        ``state``: a delivery status, ``pending`` (with ``sending``) or ``bounced``."""
+        where = _delivery_filter(mailing_id, email, state)
+        joined = deliveries.join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+        with self._db.connect() as c:
+            total = c.execute(select(func.count()).select_from(joined).where(where)).scalar_one()
+            rows = c.execute(
+                _delivery_select().where(where).offset(max(offset, 0)).limit(limit)
+            ).all()
+        return int(total), [{**r._mapping, "hard": bool(r.hard)} for r in rows]
+
+
+_COUNTED = ("sent", "pending", "failed", "bounced", "skipped")
+
+
+def _hard_bounce() -> Any:
+    return (deliveries.c.status == "failed") & or_(
+        subscribers.c.status == "bounced", deliveries.c.last_code.between(550, 559)
+    )
+
+
+def _summary_select() -> Any:
+    def count(condition: Any, name: str) -> Any:
+        return func.sum(case((condition, 1), else_=0)).label(name)
+
+    status = deliveries.c.status
+    counts = (
+        select(
+            deliveries.c.mailing_id,
+            count(status == "sent", "sent"),
+            count(status.in_(("pending", "sending")), "pending"),
+            count(status == "failed", "failed"),
+            count(_hard_bounce(), "bounced"),
+            count(status == "skipped", "skipped"),
+        )
+        .select_from(deliveries.join(subscribers, subscribers.c.id == deliveries.c.subscriber_id))
+        .group_by(deliveries.c.mailing_id)
+        .subquery()
+    )
+    return (
+        select(
+            mailings.c.id,
+            mailings.c.kind,
+            mailings.c.sequence,
+            mailings.c.created_at,
+            mailings.c.recipients,
+            mailings.c.finished_at,
+            sessions.c.key.label("session_key"),
+            sessions.c.date.label("session_date"),
+            sessions.c.start_utc.label("session_start"),
+            *(counts.c[name] for name in _COUNTED),
+        )
+        .join(sessions, sessions.c.id == mailings.c.session_id)
+        .outerjoin(counts, counts.c.mailing_id == mailings.c.id)
+        .order_by(mailings.c.created_at.desc(), mailings.c.id.desc())
+    )
+
+
+def _delivery_filter(mailing_id: int | None, email: str | None, state: str | None) -> Any:
+    where: list[Any] = []
+    if mailing_id is not None:
+        where.append(deliveries.c.mailing_id == mailing_id)
+    if email is not None:
+        key = email.strip().lower()
+        where.append(or_(func.lower(deliveries.c.email) == key, subscribers.c.email_key == key))
+    if state == "bounced":
+        where.append(_hard_bounce())
+    elif state == "pending":
+        where.append(deliveries.c.status.in_(("pending", "sending")))
+    elif state is not None:
+        where.append(deliveries.c.status == state)
+    return and_(true(), *where)
+
+
+def _delivery_select() -> Any:
+    return (
+        select(
+            deliveries.c.id,
+            deliveries.c.mailing_id,
+            deliveries.c.email,
+            deliveries.c.status,
+            deliveries.c.attempts,
+            deliveries.c.next_attempt_at,
+            deliveries.c.last_code,
+            deliveries.c.last_response,
+            deliveries.c.sent_at,
+            _hard_bounce().label("hard"),
+            mailings.c.kind,
+            mailings.c.sequence,
+            mailings.c.created_at,
+            sessions.c.key.label("session_key"),
+            sessions.c.date.label("session_date"),
+            sessions.c.start_utc.label("session_start"),
+        )
+        .select_from(
+            deliveries.join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+            .join(mailings, mailings.c.id == deliveries.c.mailing_id)
+            .join(sessions, sessions.c.id == mailings.c.session_id)
+        )
+        .order_by(mailings.c.created_at.desc(), mailings.c.id.desc(), deliveries.c.id)
+    )

@@ -180,6 +180,25 @@ class Mailings(Protocol):
 
     def delivery_counts(self, mailing_id: int | None = None) -> dict[str, int]: ...
 
+    def summaries(self, mailing_id: int | None = None) -> list[dict[str, Any]]:
+        """Every mailing (or the one asked for), newest first, with its session's date and start
+        and its rows counted: sent, pending (incl. sending), failed, bounced (failed rows that
+        bounced hard), skipped."""
+        ...
+
+    def delivery_page(
+        self,
+        *,
+        mailing_id: int | None = None,
+        email: str | None = None,
+        state: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """One page of delivery rows (of a mailing, or to an address, case-insensitive) with
+        their mailing and session, and how many rows match in all."""
+        ...
+
 
 class Subscribers(Protocol):
     """Subscriber rows and the hashes of erased addresses."""
