@@ -23,7 +23,17 @@ def console(
     URL makes the cookies Secure, which a client sends over https only)."""
     scheme = request.param
     public = "https://session-bot.example.org" if scheme == "https" else "http://127.0.0.1:8080"
-    settings = make_settings(tmp_path, public_url=public)
+    extra = (
+        {
+            "zoom_client_secret": "zoom-secret-4711-abcdef",
+            "smtp_password": "smtp-password-0815-xyz",
+            "admin_token": "admin-token-0123456789abcdef-XYZ",
+            "zoom_webhook_secret": "webhook-secret-42-qrstuv",
+        }
+        if scheme == "secrets"
+        else {}
+    )
+    settings = make_settings(tmp_path, public_url=public, **extra)
     store = wiring.open_store(settings)
     clock = ManualClock(SEED_INVITATION_AT)
     for n in range(3):

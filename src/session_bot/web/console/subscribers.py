@@ -240,11 +240,14 @@ def _import_page(
 
 @router.post("/admin/subscribers/import", include_in_schema=False)
 def import_preview(
-    request: Request, ctx: Ctx, file: Annotated[UploadFile, File()], csrf: Form_ = ""
+    request: Request, ctx: Ctx, file: Annotated[UploadFile | None, File()] = None, csrf: Form_ = ""
 ) -> Response:
+    # The file is optional for FastAPI so that a stranger is sent to the sign-in, not a 422.
     me = _me(request, ctx, csrf)
     if isinstance(me, Response):
         return me
+    if file is None:
+        return _import_page(request, ctx, me, "upload", 400, error=_t(request)["imp_no_file"])
     name = _safe_name(file.filename)
     data = file.file.read()
     try:
