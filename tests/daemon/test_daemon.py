@@ -296,3 +296,27 @@ def test_a_failing_run_alerts_the_organiser_once_a_day(tmp_path: Path) -> None:
     mails = [outbox.get_message(k) for k in outbox.iterkeys()]
     assert [m["To"] for m in mails] == ["orga@example.org"]  # one alert, no invitations
     assert "fehlgeschlagen" in str(mails[0]["Subject"]) or "failed" in str(mails[0]["Subject"])
+
+
+def test_a_plan_change_that_makes_something_due_is_acted_on_at_once(
+    running: tuple[Daemon, Settings, ManualClock],
+) -> None:
+    """Issue 19: not at the next hourly tick."""
+    daemon, settings, _ = running
+    wait_for(lambda: daemon.store.mailings.delivery_counts() == {"sent": 3}, "the invitations")
+    text = settings.plan.read_text(encoding="utf-8")
+    settings.plan.write_text(
+        text.replace(
+            "      2025-02-26:\n",
+            '      2025-02-26:\n        cancelled: true\n        reason: "Die Referentin ist erkrankt."\n',
+            1,
+        ),
+        encoding="utf-8",
+    )
+    wait_for(
+        lambda: daemon.store.mailings.delivery_counts() == {"sent": 6},
+        "the cancellations",
+        timeout=10,
+    )
+    run = last_run(daemon.store)
+    assert run is not None and run["trigger"] == "plan-change"

@@ -30,7 +30,7 @@ from session_bot.app.runner import state_from_store
 from session_bot.core.clock import Clock
 from session_bot.core.errors import PlanError
 from session_bot.core.plan import load_plan
-from session_bot.core.timeline import next_due
+from session_bot.core.timeline import due_actions, next_due
 from session_bot.daemon.roles import REQUESTED, Role
 from session_bot.daemon.runs import Runs
 
@@ -205,6 +205,13 @@ class Jobs:
         self.runs.use_plan(plan)
         self.schedule_next(force_log=True)
         log.info("plan reloaded (%s): %d series; jobs rebuilt", reason, len(plan.series))
+        if self.role.leads and self.scheduler is not None:
+            state = state_from_store(self.runs.store)
+            if any(a.kind != "hold" for a in due_actions(self.clock(), plan, state)):
+                # The edit made something due already (a session added after its invitation
+                # moment, a cancellation): act now, not at the next safety tick.
+                log.info("the reloaded plan has actions due now: running")
+                self.add(lambda: self._job_run("plan-change"), "plan-change")
         return True
 
     def schedule_next(self, force_log: bool = False) -> None:
