@@ -155,7 +155,8 @@ kv = Table(
     metadata,
     Column("key", String(80), primary_key=True),
     Column("value", Text, nullable=False),
-    Column("expires_at", UTCDateTime),
+    # Indexed: clearing expired rows must cost what expired, not what is alive (issue 18).
+    Column("expires_at", UTCDateTime, index=True),
 )
 
 zoom_calls = Table(
