@@ -194,7 +194,7 @@ def test_status_shows_what_was_announced_and_what_changed(world: World) -> None:
     assert entry["announced"]["start"] == "2025-02-26T12:30:00+01:00"
     assert entry["announced"]["sequence"] == 0
     assert entry["changed_since"] == ["time"]
-    assert "CHANGED since the last mail (time)" in format_status(data)
+    assert "Geändert seit der letzten Nachricht (Datum/Uhrzeit)" in format_status(data)
     world.run(berlin(2025, 2, 13, 10))
     after = collect_status(world.settings, plan, berlin(2025, 2, 13, 11))["sessions"][0]
     assert after["changed_since"] == [] and after["announced"]["sequence"] == 1
@@ -204,8 +204,10 @@ def test_status_names_an_invited_session_that_vanished_from_the_plan(world: Worl
     from session_bot.cli.status import collect_status, format_status
 
     world.run(SEED_INVITATION_AT)
-    world.plan_text = world.plan_text.replace("      2025-02-26:\n", "      2025-02-19:\n", 1)
+    world.plan_text = world.plan_text.replace(
+        "      2025-02-26:\n", "      2025-02-19:\n        extra: true\n", 1
+    )
     plan = parse_plan(world.plan_text, "plan.yaml")
     data = collect_status(world.settings, plan, berlin(2025, 2, 13, 8))
     assert data["orphaned"] == ["willkommen/2025-02-26"]
-    assert "no longer in the plan" in format_status(data)
+    assert "nicht mehr im Plan" in format_status(data)

@@ -97,8 +97,8 @@ def test_one_unrenderable_mailing_does_not_stop_the_others(world: World) -> None
             world.settings, parse_plan(world.plan_text, "plan.yaml"), berlin(2025, 3, 12, 11)
         )
     )
-    assert f"NOT DELIVERED YET: 5 message(s) of the invitation for {broken.session_key}" in status
-    assert "Last run: PARTIAL" in status
+    assert "Noch nicht zugestellt: 5 Nachrichten der Einladung für den Termin am" in status
+    assert "– teilweise fehlgeschlagen" in status
 
 
 def test_cli_run_with_mail_left_owed_exits_non_zero_and_status_says_why(world: World) -> None:
@@ -135,6 +135,6 @@ def test_cli_run_with_mail_left_owed_exits_non_zero_and_status_says_why(world: W
     status = CliRunner().invoke(
         app, ["status", "--env-file", str(env_file), "--plan", str(plan), "--now", now]
     )
-    assert "Last run: INCOMPLETE" in status.output
-    assert "NOT DELIVERED YET: 5 message(s) of the invitation" in status.output
+    assert "– unvollständig" in status.output
+    assert "Noch nicht zugestellt: 5 Nachrichten der Einladung" in status.output
     assert "451 4.3.0 Bitte später noch einmal" in status.output

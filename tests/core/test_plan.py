@@ -74,7 +74,7 @@ def test_session_override_of_start_and_duration_and_extra_session() -> None:
     text = MINIMAL + (
         "    sessions:\n"
         "      2025-03-26: {topic: Moved, start: '14:00', duration: 90}\n"
-        "      2025-03-12: {topic: Extra}\n"
+        "      2025-03-12: {topic: Extra, extra: true}\n"
     )
     series = parse_plan(text, "t.yaml").series[0]
     occs = {o.date: o for o in occurrences(series, dt.date(2025, 3, 1), dt.date(2025, 3, 31))}
@@ -90,11 +90,11 @@ def test_session_override_of_start_and_duration_and_extra_session() -> None:
             lambda t: t.replace('start: "12:30"', 'start: "25:30"'),
             6,
             "series[test].start",
-            "pattern",
+            "Uhrzeit",
         ),
-        (lambda t: t.replace("title:", "titel:"), 3, "series[test].titel", "unknown field"),
+        (lambda t: t.replace("title:", "titel:"), 3, "series[test].titel", "unbekanntes Feld"),
         (lambda t: t.replace("BYDAY=-1WE", "BYDAY=XX"), 4, "series[test].rrule", "RRULE"),
-        (lambda t: t + "    timezone: Europe/Berlinn\n", 8, "series[test].timezone", "time zone"),
+        (lambda t: t + "    timezone: Europe/Berlinn\n", 8, "series[test].timezone", "Zeitzone"),
         (
             lambda t: t + "    sessions:\n      2025-02-26:\n        cancelled: true\n",
             9,
@@ -105,7 +105,7 @@ def test_session_override_of_start_and_duration_and_extra_session() -> None:
             lambda t: t.replace("email: org@example.org", "email: nope"),
             7,
             "series[test].organiser.email",
-            "pattern",
+            "E-Mail-Adresse",
         ),
     ],
 )
@@ -130,7 +130,7 @@ def test_yaml_syntax_error_has_line() -> None:
 def test_missing_file_and_not_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(PlanError, match="SESSION_BOT_PLAN"):
         load_plan(tmp_path / "missing.yaml")
-    with pytest.raises(PlanError, match="mapping"):
+    with pytest.raises(PlanError, match="series:"):
         parse_plan("- just a list\n", "p.yaml")
 
 

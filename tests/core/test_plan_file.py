@@ -49,7 +49,7 @@ def test_an_unknown_key_is_reported_at_its_line_in_its_series(
         parse_plan("\n".join(lines) + "\n", "plan.yaml")
     err = info.value
     assert (err.file, err.line, err.field) == ("plan.yaml", expected_line, f"series[s{bad}].{key}")
-    assert "unknown field" in str(err)
+    assert "unbekanntes Feld" in str(err)
 
 
 @SOME
@@ -76,7 +76,7 @@ def test_a_bad_session_value_is_reported_at_its_line_under_its_date(
     # Dates are spelt as in the file, not as pydantic's ``datetime.date(…)``.
     assert err.field == f"series[test].sessions.{bad.isoformat()}.duration"
     assert err.line == expected_line
-    assert "greater than or equal to 5" in str(err)
+    assert "mindestens 5 Minuten" in str(err)
 
 
 def test_a_valid_file_round_trips_its_dates_and_source(tmp_path: Path) -> None:

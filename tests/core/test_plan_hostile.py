@@ -228,19 +228,24 @@ AUTUMN = dt.date(2026, 10, 25)  # Europe/Berlin: 03:00 → 02:00
 
 
 def test_a_session_in_the_spring_gap_names_its_date_at_parse_time() -> None:
-    err = refused(plan_text("    sessions:", "      2026-03-29: {topic: A}", start='"02:30"'))
+    session = "      2026-03-29: {topic: A, extra: true}"
+    err = refused(plan_text("    sessions:", session, start='"02:30"'))
     assert (err.line, err.field) == (9, "series[test].sessions.2026-03-29")
-    assert "02:30 does not exist on 2026-03-29 in Europe/Berlin" in str(err)
+    assert "02:30 Uhr gibt es am 2026-03-29 in Europe/Berlin nicht" in str(err)
 
 
 def test_a_session_with_its_own_start_in_the_gap_names_that_field() -> None:
     err = refused(
         plan_text(
-            "    sessions:", "      2026-03-29:", "        topic: A", '        start: "02:15"'
+            "    sessions:",
+            "      2026-03-29:",
+            "        topic: A",
+            '        start: "02:15"',
+            rrule='"FREQ=MONTHLY;BYDAY=-1SU"',
         )
     )
     assert (err.line, err.field) == (11, "series[test].sessions.2026-03-29.start")
-    assert "02:15 does not exist on 2026-03-29" in str(err)
+    assert "02:15 Uhr gibt es am 2026-03-29" in str(err)
 
 
 def test_a_rule_date_in_the_gap_is_an_error_naming_the_start_field_and_the_date() -> None:
@@ -251,7 +256,7 @@ def test_a_rule_date_in_the_gap_is_an_error_naming_the_start_field_and_the_date(
         find_occurrence(plan, SPRING)
     err = info.value
     assert (err.file, err.field) == ("t.yaml", "series[test].start")
-    assert "02:30 does not exist on 2026-03-29" in str(err)
+    assert "02:30 Uhr gibt es am 2026-03-29" in str(err)
     assert "exceptions" in str(err)
 
 

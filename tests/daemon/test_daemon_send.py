@@ -77,6 +77,10 @@ def test_resend_is_a_new_mailing_with_a_higher_sequence_and_the_schedule_stays_c
         runner = wiring.build_runner(settings, example_plan, store, zoom, clock)
         assert runner.run("tick").done == []
         runner.transport.close()
+    hints = [line for line in said if line.startswith("Hinweis: ")]
+    said = [line for line in said if not line.startswith("Hinweis: ")]
+    assert "sie ersetzt die geplante Einladung am Mittwoch, 12.02.2025 um 09:00 Uhr" in hints[0]
+    assert "die geplante Erinnerung am Dienstag, 25.02.2025 um 09:00 Uhr geht trotzdem" in hints[1]
     assert said[0].startswith("invitation for willkommen/2025-02-26 sent as mailing")
     assert "re-sent as mailing" in said[1] and "(sequence 1)" in said[1]
     assert "2 sent, 0 to retry, 0 failed" in said[1]

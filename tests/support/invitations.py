@@ -37,6 +37,7 @@ def plan(**series_changes: Any) -> Plan:
     for day in (dt.date(2025, 4, 2), dt.date(2025, 10, 22)):
         series["sessions"][day] = {
             "topic": f"Zusatztermin am {day.isoformat()}",
+            "extra": True,
             "speakers": [{"name": "Ada Beispiel", "role": "Referentin", "organisation": "Testamt"}],
         }
     series.update(series_changes)

@@ -11,9 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,6 +21,7 @@ import pytest
 from session_bot import wiring
 from session_bot.core.plan import load_plan
 from session_bot.settings import load_settings
+from tests.support.daemon_process import serve_process
 from tests.support.smtp_server import SmtpServer, free_port
 from tests.support.web_subscribe import (
     SECRET,
@@ -45,11 +43,6 @@ EXISTING = "frueh@example.org"
 NEW = "neu.leserin@example.org"
 ADMIN = "admin-token-0123456789abcdef-XYZ"
 ROOT = Path(__file__).resolve().parents[2]
-# The daemon as the CLI serves it; register() is idempotent once cli.py mounts the command.
-SERVE = (
-    "import sys; from session_bot.cli.main import app; from session_bot.cli.serve import register; "
-    "register(app); sys.exit(app())"
-)
 
 
 def plan_yaml(day: dt.date, cancelled: bool = False) -> str:
@@ -109,24 +102,10 @@ def daemon(tmp_path: Path) -> Iterator[tuple[str, SmtpServer, Path]]:
         store.subscribers.add(EXISTING, name=None, language="de", status="confirmed",
                              now=dt.datetime.now(dt.UTC))  # fmt: skip
         store.close()
-        log = (tmp_path / "daemon.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SERVE, "serve", "--sandbox", "--port", str(port),
-             "--plan-check", "1", "--env-file", str(tmp_path / "no.env")],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            wait_for(lambda: _up(url) or proc.poll() is not None, "the daemon to listen")
-            assert proc.poll() is None, (tmp_path / "daemon.log").read_text()
+        args = ["--sandbox", "--port", str(port), "--plan-check", "1",
+                "--env-file", str(tmp_path / "no.env")]  # fmt: skip
+        with serve_process(args, env, tmp_path / "daemon.log", lambda: _up(url)):
             yield url, smtp, plan
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
 
 
 def _up(url: str) -> bool:

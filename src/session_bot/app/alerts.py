@@ -143,6 +143,117 @@ You get this message at most once a day.
     )
 
 
+def zoom_changed_text(
+    occ: Occurrence, display_id: str, found: tuple[dt.datetime, int, str], lang: str
+) -> tuple[str, str]:
+    """The alert about a meeting somebody changed in Zoom (not in the plan) and that session-bot
+    set back; ``found`` is (start, minutes, topic) as it was in Zoom."""
+    zone = occ.series.zone
+    start, minutes, topic = found
+    was, plan_start = (
+        _moment(start.astimezone(zone), lang),
+        _moment(occ.start.astimezone(zone), lang),
+    )
+    if lang == "de":
+        return (
+            f"Zoom-Meeting für {occ.key} wurde in Zoom geändert",
+            f"""Hallo {occ.series.organiser.name},
+
+das Zoom-Meeting {display_id} der Sitzung „{occ.series.title}“ wurde direkt in
+Zoom geändert und wich vom Plan ab:
+
+  in Zoom:  {was}, {minutes} Minuten, „{topic}“
+  im Plan:  {plan_start}, {occ.duration} Minuten
+
+session-bot hat das Meeting wieder so eingestellt, wie der Plan es sagt; die
+Zugangsdaten bleiben gleich, die Abonnent:innen erhalten keine Nachricht.
+
+Soll sich der Termin wirklich ändern, tragen Sie das bitte in der Plandatei ein
+(nicht in Zoom): dann folgt das Meeting, und alle Eingeladenen erfahren es.
+""",
+        )
+    return (
+        f"Zoom meeting for {occ.key} was changed in Zoom",
+        f"""Hello {occ.series.organiser.name},
+
+the Zoom meeting {display_id} of "{occ.series.title}" was changed directly in
+Zoom and no longer matched the plan:
+
+  in Zoom:  {was}, {minutes} minutes, "{topic}"
+  in plan:  {plan_start}, {occ.duration} minutes
+
+session-bot set the meeting back to what the plan says; the join details stay the
+same and subscribers are not told anything.
+
+If the session really changes, please change it in the plan file (not in Zoom):
+the meeting then follows, and everyone invited hears about it.
+""",
+    )
+
+
+def zoom_deleted_text(occ: Occurrence, display_id: str, lang: str) -> tuple[str, str]:
+    """The alert about a meeting somebody deleted in Zoom, which session-bot made anew."""
+    when = _moment(occ.start.astimezone(occ.series.zone), lang)
+    if lang == "de":
+        return (
+            f"Zoom-Meeting für {occ.key} wurde in Zoom gelöscht",
+            f"""Hallo {occ.series.organiser.name},
+
+das Zoom-Meeting {display_id} der Sitzung „{occ.series.title}“ am {when}
+gibt es in Zoom nicht mehr. session-bot hat ein neues Meeting angelegt, wie der
+Plan es sagt. Wer schon eingeladen ist, erhält die neuen Zugangsdaten per E-Mail;
+alle anderen finden sie in ihrer Einladung.
+
+Soll die Sitzung ausfallen, tragen Sie in der Plandatei beim Datum
+`cancelled: true` mit `reason: …` ein – dann wird das Meeting gelöscht und die
+Eingeladenen erhalten eine Absage.
+""",
+        )
+    return (
+        f"Zoom meeting for {occ.key} was deleted in Zoom",
+        f"""Hello {occ.series.organiser.name},
+
+the Zoom meeting {display_id} of "{occ.series.title}" on {when}
+no longer exists in Zoom. session-bot created a new meeting as the plan says.
+Whoever is already invited gets the new join details by e-mail; everyone else
+finds them in their invitation.
+
+To drop the session, give its date `cancelled: true` with `reason: …` in the plan
+file: the meeting is then deleted and everyone invited gets a cancellation.
+""",
+    )
+
+
+def stuck_text(why: str, lang: str) -> tuple[str, str]:
+    """The alert about a mailing that cannot go out (the runner's, once per reason)."""
+    if lang == "de":
+        return (
+            "Eine Aussendung konnte nicht verschickt werden",
+            f"""Hallo,
+
+session-bot konnte eine Aussendung nicht verschicken:
+
+  {why}
+
+Die übrigen Aussendungen gehen weiter hinaus. Die Empfänger:innen dieser
+Aussendung bekommen sie, sobald das Problem behoben ist; `session-bot status`
+zeigt sie an.
+""",
+        )
+    return (
+        "A mailing could not be sent",
+        f"""Hello,
+
+session-bot could not send a mailing:
+
+  {why}
+
+The other mailings go on. The recipients of this one get it as soon as the
+problem is fixed; `session-bot status` shows it.
+""",
+    )
+
+
 @dataclass
 class Alerter:
     """Sends organiser alerts, at most one per key and local day."""

@@ -8,7 +8,8 @@ subscribed yet.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
@@ -30,6 +31,11 @@ class ConsentMailSetup:
     envelope_sender: str
     public_url: str  # without a trailing slash
     message_id_domain: str
+    # The series' title per language (the English mail says the English title); default: one.
+    titles: Mapping[str, str] = field(default_factory=dict)
+
+    def title(self, language: str) -> str:
+        return self.titles.get(language, self.series_title)
 
 
 def send_confirmation(
@@ -67,7 +73,7 @@ def mail_confirmation(
         name=outcome.name,
         language=outcome.language,
         confirm_url=f"{setup.public_url}/confirm/{outcome.confirm_token}",
-        series_title=setup.series_title,
+        series_title=setup.title(outcome.language),
         message_id=f"<confirm.{outcome.subscriber_id}.{now:%Y%m%d%H%M%S%f}@"
         f"{setup.message_id_domain}>",
         now=now,
@@ -85,7 +91,7 @@ def owner_notice(
         from_email=setup.from_email,
         to=outcome.email,
         language=outcome.language,
-        series_title=setup.series_title,
+        series_title=setup.title(outcome.language),
         unsubscribe_url=f"{setup.public_url}/unsubscribe/{token}",
         message_id=f"<notice.{outcome.subscriber_id}.{now:%Y%m%d%H%M%S%f}@"
         f"{setup.message_id_domain}>",

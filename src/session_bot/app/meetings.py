@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
+from session_bot.app.alerts import zoom_changed_text, zoom_deleted_text
 from session_bot.app.ports.store import Store
 from session_bot.app.ports.zoom import ZoomMeetings
 from session_bot.app.run_report import RunReport
@@ -107,13 +108,18 @@ class MeetingKeeper:
         except ZoomNotFound:
             return self._replace_deleted(occ, row, meeting, report), True
         if _differs(live, want):
-            log.warning("meeting %s drifted from the plan in Zoom; restoring", live.display_id)
+            # The plan changed (Zoom still has what we recorded): Zoom follows, nobody is told.
+            # Zoom itself changed since we recorded it: somebody worked there — restored, alerted.
+            found = (live.start_time, live.duration, live.topic)
+            changed_in_zoom = found != (meeting.start_time, meeting.duration, meeting.topic)
+            if changed_in_zoom:
+                log.warning("meeting %s was changed in Zoom; restoring the plan", live.display_id)
+            else:
+                log.info("meeting %s follows the plan's change for %s", live.display_id, occ.key)
             live = self._zoom().update_meeting(live.id, want)
-            self._alert(
-                f"Zoom-Meeting für {occ.key} wurde in Zoom geändert",
-                f"The Zoom meeting {live.display_id} of {occ.key} differed from the plan "
-                "(time, length or topic). session-bot restored what the plan says.",
-            )
+            if changed_in_zoom:
+                lang = occ.series.language
+                self._alert(*zoom_changed_text(occ, live.display_id, found, lang))
         joined = (live.join_url, live.password) != (meeting.join_url, meeting.password)
         self._store.sessions.record_meeting(row.id, live.to_json(), self._clock())
         self._store.sessions.clear_zoom_check(row.id)
@@ -127,12 +133,7 @@ class MeetingKeeper:
     def _replace_deleted(
         self, occ: Occurrence, row: SessionRow, meeting: Meeting, report: RunReport
     ) -> Meeting:
-        self._alert(
-            f"Zoom-Meeting für {occ.key} wurde in Zoom gelöscht",
-            f"The Zoom meeting {meeting.display_id} of the session {occ.key} no longer exists "
-            "in Zoom. session-bot created a new one as the plan says and informs subscribers "
-            "of the new join details.",
-        )
+        self._alert(*zoom_deleted_text(occ, meeting.display_id, occ.series.language))
         self._store.sessions.clear_meeting(row.id, self._clock())
         fresh = self._store.sessions.get(row.key)
         assert fresh is not None

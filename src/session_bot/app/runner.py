@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from session_bot.app.alerts import stuck_text
 from session_bot.app.delivery import DeliveryReport, RateLimits
 from session_bot.app.mailings import DeliveryOptions, MailingDesk, RecipientFor, Sent
 from session_bot.app.meetings import MeetingKeeper, meeting_request
@@ -52,14 +53,6 @@ def state_from_store(store: Store) -> dict[str, SessionState]:
         )
         for row in store.sessions.all()
     }
-
-
-def _stuck_text(why: str) -> str:
-    return (
-        f"session-bot konnte eine Aussendung nicht verschicken:\n\n  {why}\n\n"
-        "Die übrigen Aussendungen gehen weiter hinaus. Die Empfänger:innen dieser Aussendung "
-        "bekommen sie, sobald das Problem behoben ist; `session-bot status` zeigt sie an.\n"
-    )
 
 
 class Runner:
@@ -151,7 +144,7 @@ class Runner:
         finally:
             self.store.runs.finish(run_id, self.clock(), report.outcome, report.summary())
         for why in report.delivery.stuck:
-            self._alert("Eine Aussendung konnte nicht verschickt werden", _stuck_text(why))
+            self._alert(*stuck_text(why, self.plan.series[0].language))
         log.info("run finished: %s", report.summary())
         return report
 

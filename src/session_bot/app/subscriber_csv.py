@@ -14,15 +14,28 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 from session_bot.app.addresses import FORMULA_START, email_key, forget_hash, normalise_address
 from session_bot.app.ports.store import Store
-from session_bot.app.subscriber_csv_parse import Parsed, Rejected, parse_csv
+from session_bot.app.subscriber_csv_parse import Parsed, Rejected, parse_csv, read_text
 from session_bot.core.errors import InvalidAddress, SubscriberImportError
 from session_bot.core.records import ImportedRow
 
+# "plain": the first export's names, which the web console still writes; "utc": the same
+# columns, saying that the time is UTC; "de": for German spreadsheets, times in the series' zone.
+ExportHeaders = Literal["plain", "utc", "de"]
 EXPORT_COLUMNS = ("email", "name", "language", "status", "subscribed_at")
+EXPORT_COLUMNS_UTC = ("email", "name", "language", "status", "subscribed_at_utc")
+EXPORT_COLUMNS_DE = ("E-Mail", "Name", "Sprache", "Status", "Angemeldet seit", "Bestätigt am")
+# Words the import reads back: languages by ``_LANGUAGE_ALIASES``, "bestätigt" as importable.
+_LANGUAGE_DE = {"de": "Deutsch", "en": "Englisch"}
+_STATUS_DE = {
+    "pending": "unbestätigt",
+    "confirmed": "bestätigt",
+    "unsubscribed": "abgemeldet",
+    "bounced": "unzustellbar",
+}
 
 
 @dataclass
@@ -33,12 +46,13 @@ class ImportReport:
     added: list[Parsed] = field(default_factory=list)
     unchanged: list[Rejected] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    encoding: str = "UTF-8"  # how the file was read: "UTF-8", "UTF-8 mit BOM", "Windows-1252"
 
     def summary(self) -> str:
         verb = "would add" if self.dry_run else "added"
         return (
             f"{self.file}: {verb} {len(self.added)}, unchanged {len(self.unchanged)}, "
-            f"rejected {len(self.rejected)}"
+            f"rejected {len(self.rejected)} (gelesen als {self.encoding})"
         )
 
 
@@ -59,9 +73,13 @@ def import_csv(
         raise SubscriberImportError(
             f"cannot read {path} ({exc.strerror}); check the path."
         ) from None
-    delimiter, parsed, skipped, rejected = parse_csv(data, str(path))
+    decoded = read_text(data, str(path))
+    delimiter, parsed, skipped, rejected = parse_csv(decoded.text, str(path))
     valid = _unguarded(parsed, rejected)
-    report = ImportReport(str(path), delimiter, dry_run, unchanged=skipped, rejected=rejected)
+    report = ImportReport(
+        str(path), delimiter, dry_run, unchanged=skipped, rejected=rejected,
+        encoding=decoded.encoding,
+    )  # fmt: skip
     existing = store.subscribers.statuses_of([email_key(p.email) for p in valid])
     hashes = {p.email: forget_hash(secret, p.email) for p in valid}
     erased = store.subscribers.forgotten_among(list(hashes.values()))
@@ -142,23 +160,43 @@ def export_csv(
     statuses: Sequence[str] = ("confirmed",),
     delimiter: str = ";",
     bom: bool = True,
+    headers: ExportHeaders = "plain",
+    zone: dt.tzinfo = dt.UTC,
 ) -> int:
-    """Write the list as CSV that spreadsheets open directly (and ``import_csv`` reads back)."""
+    """Write the list as CSV that spreadsheets open directly (and ``import_csv`` reads back).
+
+    ``headers="de"`` writes German column names and words, with the times in ``zone`` (named in
+    the time columns' headers); the others write UTC times."""
     if bom:
         out.write("\ufeff")
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
-    writer.writerow(EXPORT_COLUMNS)
+    if headers == "de":
+        label = f" ({getattr(zone, 'key', None) or zone.tzname(None) or 'UTC'})"
+        writer.writerow([*EXPORT_COLUMNS_DE[:4], *(h + label for h in EXPORT_COLUMNS_DE[4:])])
+    else:
+        writer.writerow(EXPORT_COLUMNS_UTC if headers == "utc" else EXPORT_COLUMNS)
     n = 0
     for row in store.subscribers.iter(statuses or None):
-        since = row["confirmed_at"] or row["created_at"]
-        writer.writerow(
-            [
-                _safe_cell(row["email"]),
-                _safe_cell(row["name"] or ""),
+        cells = [_safe_cell(row["email"]), _safe_cell(row["name"] or "")]
+        if headers == "de":
+            cells += [
+                _LANGUAGE_DE.get(row["language"], row["language"]),
+                _STATUS_DE.get(row["status"], row["status"]),
+                _local(row["created_at"], zone),
+                _local(row["confirmed_at"], zone),
+            ]
+        else:
+            since = row["confirmed_at"] or row["created_at"]
+            cells += [
                 row["language"],
                 row["status"],
                 since.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if since else "",
             ]
-        )
+        writer.writerow(cells)
         n += 1
     return n
+
+
+def _local(moment: dt.datetime | None, zone: dt.tzinfo) -> str:
+    """As German spreadsheets read a date and time: 13.02.2025 10:00."""
+    return moment.astimezone(zone).strftime("%d.%m.%Y %H:%M") if moment else ""

@@ -1,20 +1,22 @@
 """Reading a subscriber list someone exported from a spreadsheet or another mailing tool.
 
-Tolerant of what such files look like (UTF-8 BOM, Excel's ``sep=`` line, ``;`` or ``,`` or tabs,
-German or English headers, first and last name in two columns, no header at all), strict about
-what goes in: every address is syntax-checked, duplicates and unknown languages are rejected with
-the line they are on. A file that is no CSV list at all raises ``SubscriberImportError`` with
-the fix.
+Tolerant of what such files look like (UTF-8 with or without BOM, or Windows-1252 as Excel's
+"CSV (Trennzeichen-getrennt)" writes it on German Windows; Excel's ``sep=`` line, ``;`` or ``,``
+or tabs, German or English headers, first and last name in two columns, no header at all),
+strict about what goes in: every address is syntax-checked, duplicates and unknown languages are
+rejected with the line they are on. A file that is no CSV list at all raises
+``SubscriberImportError`` with the fix.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from session_bot.app.addresses import (
     NAME_MAX,
@@ -65,6 +67,12 @@ _IMPORTABLE_STATUS = {"", "confirmed", "bestätigt", "aktiv", "active", "subscri
 
 
 @dataclass(frozen=True)
+class Decoded:
+    text: str
+    encoding: str  # as the import report names it: "UTF-8", "UTF-8 mit BOM", "Windows-1252"
+
+
+@dataclass(frozen=True)
 class Rejected:
     line: int
     text: str
@@ -79,10 +87,13 @@ class Parsed:
     language: str
 
 
-def parse_csv(data: bytes, source: str) -> tuple[str, list[Parsed], list[Rejected], list[Rejected]]:
-    """(delimiter, valid rows, rows skipped on purpose, rejected rows); raises
-    ``SubscriberImportError`` for a file that is not a readable CSV list at all."""
-    text = _decode(data, source)
+def parse_csv(
+    data: bytes | str, source: str
+) -> tuple[str, list[Parsed], list[Rejected], list[Rejected]]:
+    """(delimiter, valid rows, rows skipped on purpose, rejected rows) of the file's bytes (or
+    of its text, as ``read_text`` decoded it); raises ``SubscriberImportError`` for a file that
+    is not a readable CSV list at all."""
+    text = data if isinstance(data, str) else read_text(data, source).text
     lines = text.splitlines()
     offset = 0
     delimiter: str | None = None
@@ -132,12 +143,15 @@ def _header_key(cell: str) -> str:
     return re.sub(r"[\s\-_.:]", "", cell.strip().lower())
 
 
-def _decode(data: bytes, source: str) -> str:
+def read_text(data: bytes, source: str) -> Decoded:
+    """The file's text: UTF-8 (strict, a BOM taken off) if it is that, else Windows-1252, in
+    which most bytes are some character, so a file that is neither shows as control characters
+    or bytes that code page leaves undefined. Workbooks and binary files are refused."""
     if data.startswith(b"PK\x03\x04"):
         raise SubscriberImportError(
             f"{source} is a spreadsheet workbook (.xlsx/.ods), not a CSV file. Save it as "
-            "“CSV UTF-8 (durch Trennzeichen getrennt)” (Excel) or “Text CSV” with character set "
-            "UTF-8 (LibreOffice) and import that file."
+            "“CSV UTF-8 (durch Trennzeichen getrennt)” or “CSV (Trennzeichen-getrennt)” (Excel) "
+            "or “Text CSV” (LibreOffice) and import that file."
         )
     if b"\x00" in data[:8192]:
         raise SubscriberImportError(
@@ -145,13 +159,31 @@ def _decode(data: bytes, source: str) -> str:
             "(UTF-8) with a header line such as `email;name;language`."
         )
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return Decoded(text, "UTF-8 mit BOM" if data.startswith(codecs.BOM_UTF8) else "UTF-8")
+    try:
+        text = data.decode("cp1252")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise SubscriberImportError(
-            f"{source}, line {line}: not UTF-8 text. Save the file as “CSV UTF-8” (Excel) or "
-            "choose character set Unicode (UTF-8) when exporting (LibreOffice), then import again."
-        ) from None
+        _not_text(source, data[: exc.start].count(b"\n") + 1, f"byte 0x{data[exc.start]:02X}")
+    if m := _CONTROL.search(text):
+        _not_text(source, text.count("\n", 0, m.start()) + 1, f"control character {m[0]!r}")
+    return Decoded(text, "Windows-1252")
+
+
+# C0 controls but tab, line feed and carriage return; C1 controls (what Latin-1 would make of
+# the bytes Windows-1252 leaves undefined).
+_CONTROL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _not_text(source: str, line: int, what: str) -> NoReturn:
+    raise SubscriberImportError(
+        f"{source}, line {line}: neither UTF-8 nor Windows-1252 text ({what}); is this a CSV "
+        "export of the list? Save it as “CSV UTF-8 (durch Trennzeichen getrennt)” (Excel) or "
+        "choose character set Unicode (UTF-8) when exporting (LibreOffice), then import again."
+    )
 
 
 def _sniff_delimiter(first_line: str) -> str:

@@ -28,6 +28,36 @@ PlanOpt = Annotated[
 ]
 
 
+def shipped(name: str) -> Path:
+    """A file shipped with session-bot: ``examples/<name>`` inside the wheel (``.env.example``
+    too), else the source checkout's ``examples/<name>`` or top-level ``<name>``."""
+    package = Path(__file__).resolve().parents[1]
+    root = package.parents[1]
+    for candidate in (package / "examples" / name, root / "examples" / name, root / name):
+        if candidate.is_file():
+            return candidate
+    return package / "examples" / name  # missing: the error then names where it should be
+
+
+def _flags_show_no_type() -> None:
+    """Typer's rich help prints the value type after every option, ``<bool>`` after flags (and
+    ``--help``) too, though a flag takes no value: show none for flags."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "flags_show_no_type", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.flags_show_no_type = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_type()
+
+
 def load(env_file: Path, **overrides: Any) -> Settings:
     """Settings from the environment and ``env_file`` (if it exists); an override of None is
     "not given". Sets up logging as the settings say."""

@@ -13,6 +13,7 @@ from session_bot.adapters.clock import ShiftedClock
 from session_bot.adapters.db.store import Store
 from session_bot.adapters.mail import MaildirTransport
 from session_bot.adapters.zoom import Meeting
+from session_bot.cli.common import shipped
 from session_bot.core.errors import SubscriberImportError
 from session_bot.core.plan import load_plan
 from session_bot.core.timeline import upcoming
@@ -45,6 +46,11 @@ def seed_subscribers(store: Store, path: Path, now: dt.datetime) -> int:
             imported_by="session-bot demo",
         )
     return len(rows)
+
+
+def demo_file(path: Path) -> Path:
+    """``examples/…`` in the current folder (a checkout), else the copy shipped with session-bot."""
+    return path if path.exists() else shipped(path.name)
 
 
 def demo_settings(settings: Settings) -> Settings:

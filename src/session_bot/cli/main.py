@@ -41,18 +41,27 @@ def demo(
     now: Annotated[
         str, typer.Option(help="Run as of this moment (ISO 8601 with offset).")
     ] = DEMO_NOW,
-    plan: Annotated[Path, typer.Option(help="Plan file.")] = DEMO_PLAN,
+    plan: Annotated[
+        Path | None,
+        typer.Option(help=f"Plan file (default: {DEMO_PLAN}, else the one shipped with it)."),
+    ] = None,
     subscribers: Annotated[
-        Path, typer.Option(help="Example subscribers (CSV).")
-    ] = DEMO_SUBSCRIBERS,
+        Path | None,
+        typer.Option(help=f"Example subscribers, CSV (default: {DEMO_SUBSCRIBERS}, else shipped)."),
+    ] = None,
     env_file: EnvFile = Path(".env.demo"),
 ) -> None:
     """Run the whole job once on embedded defaults: Zoom sandbox, SQLite in ./var, Maildir outbox."""
-    from session_bot.cli.demo import run_demo
+    from session_bot.cli.demo import demo_file, run_demo
 
     try:
         settings = load(env_file)
-        run_demo(settings, plan, subscribers, parse_now(now) or dt.datetime.fromisoformat(DEMO_NOW))
+        run_demo(
+            settings,
+            plan or demo_file(DEMO_PLAN),
+            subscribers or demo_file(DEMO_SUBSCRIBERS),
+            parse_now(now) or dt.datetime.fromisoformat(DEMO_NOW),
+        )
     except SessionBotError as err:
         fail(err)
 
@@ -142,20 +151,32 @@ def preview(
     date: Annotated[str, typer.Argument(help="Session date, YYYY-MM-DD.")],
     format: Annotated[str, typer.Option("--format", help="text | html | ics | eml")] = "text",
     kind: Annotated[
-        str, typer.Option(help="invitation | reminder | update | cancellation")
-    ] = "invitation",
+        str | None,
+        typer.Option(
+            help="invitation | reminder | update | cancellation "
+            "(default: the invitation; of a cancelled session its cancellation)"
+        ),
+    ] = None,
+    language: Annotated[
+        str | None, typer.Option("--language", help="de | en (default: the series')")
+    ] = None,
     open_: Annotated[
         bool, typer.Option("--open", help="Open it in the browser / mail app.")
     ] = False,
     plan: PlanOpt = None,
     env_file: EnvFile = Path(".env"),
 ) -> None:
-    """Show a session's mail as recipients will see it (sample join details if no meeting yet)."""
+    """Show a session's mail as recipients will see it (sample join details if no meeting yet);
+    says first when the session is skipped, cancelled or waits for a topic."""
     from session_bot.cli.preview import open_preview, render_preview
 
     try:
         settings = load(env_file)
-        out = render_preview(settings, load_plan(settings, plan), date, format, kind)
+        out, notes = render_preview(
+            settings, load_plan(settings, plan), date, format, kind, language
+        )
+        for note in notes:
+            typer.echo(note, err=True)
         if open_:
             typer.echo(f"opened {open_preview(settings, out, format, date)}")
             return
@@ -168,19 +189,27 @@ def preview(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     now: Annotated[str | None, typer.Option(help="Pretend it is this moment.")] = None,
+    language: Annotated[str, typer.Option("--language", help="de | en")] = "de",
     plan: PlanOpt = None,
     env_file: EnvFile = Path(".env"),
 ) -> None:
-    """Upcoming sessions, next actions, last run, deliveries."""
-    from session_bot.cli.status import collect_status, format_status
+    """Upcoming sessions, next actions, last run, deliveries (right after `make demo`: the demo's)."""
+    from session_bot.cli import status as st
 
     try:
+        if language not in st.DEMO_HINT:
+            raise typer.BadParameter("use de or en", param_hint="--language")
         settings = load(env_file)
-        moment = parse_now(now) or clock_at(None)()
-        data = collect_status(settings, load_plan(settings, plan), moment)
-        typer.echo(
-            json.dumps(data, indent=2, ensure_ascii=False) if as_json else format_status(data)
-        )
+        settings = st.demo_instead(settings, plan, DEMO_PLAN) or settings
+        demo_at = st.demo_moment(settings)  # None unless it is the demo's database
+        moment = parse_now(now) or demo_at or clock_at(None)()
+        data = st.collect_status(settings, load_plan(settings, plan), moment)
+        if as_json:
+            typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+            return
+        if demo_at is not None:
+            typer.echo(st.demo_line(settings, language))
+        typer.echo(st.format_status(data, language))
     except SessionBotError as err:
         fail(err)
 
@@ -213,6 +242,7 @@ def sandbox(
 
 
 def _mount_subcommands() -> None:
+    from session_bot.cli import init as cli_init
     from session_bot.cli import serve as cli_daemon
     from session_bot.cli.organisers import organisers_app
     from session_bot.cli.subscribers import subscribers_app
@@ -220,6 +250,7 @@ def _mount_subcommands() -> None:
     app.add_typer(subscribers_app, name="subscribers")
     app.add_typer(organisers_app, name="organisers")
     cli_daemon.register(app)
+    cli_init.register(app)
 
 
 _mount_subcommands()

@@ -1,12 +1,15 @@
 """CLI commands of the daemon side: `serve` and `send`. ``register(app)`` adds them to the app.
 
 Only typer and the standard library are imported at the top: `session-bot --help` stays fast.
-It imports nothing of the CLI but ``common``; ``cli.main`` mounts it, never the other way round.
+It imports nothing of the CLI but ``common`` (and, inside `serve --sandbox` without a plan, the
+demo's settings from ``demo``); ``cli.main`` mounts it, never the other way round.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,9 +21,14 @@ from session_bot.core.errors import SessionBotError
 
 if TYPE_CHECKING:
     from session_bot.core.plan import Occurrence, Plan
+    from session_bot.core.timeline import SessionState
     from session_bot.settings import Settings
 
 KINDS = ("invitation", "reminder")
+KIND_DE = {"invitation": "Einladung", "reminder": "Erinnerung"}
+WEEKDAYS_DE = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
+# Asked before a send to everyone: the text says whom and what; True means "send".
+Confirm = Callable[[str], bool]
 
 
 def _sendable(plan: Plan, date: str, kind: str, now: dt.datetime) -> Occurrence:
@@ -60,10 +68,12 @@ def send_mailing(
     clock: Callable[[], dt.datetime],
     echo: Echo,
     zoom_api: tuple[str, str] | None = None,
+    confirm: Confirm | None = None,
 ) -> int:
     """`session-bot send`: a deliberate re-send, or (``to``) one test message. Returns exit code.
 
     ``zoom_api`` is (api_url, oauth_url) of a Zoom sandbox; None means the configured Zoom.
+    ``confirm`` is asked before a send to everyone (None: send without asking, ``--yes``).
     """
     from session_bot import wiring
 
@@ -72,6 +82,13 @@ def send_mailing(
     try:
         if to is not None:
             return _test_send(settings, plan, store, occ, kind, to, clock, echo)
+        schedule = _schedule_note(occ, kind, clock(), store)
+        if confirm is not None:
+            count = store.subscribers.count("confirmed")
+            people = "1 Abonnent:in" if count == 1 else f"{count} Abonnent:innen"
+            if not confirm(f"Die {KIND_DE[kind]} geht an {people}{schedule}."):
+                echo("Nichts gesendet.")
+                return 1
         sandbox = zoom_api is not None
         api_url, oauth_url = zoom_api or (None, None)
         zoom = wiring.make_zoom(
@@ -98,11 +115,80 @@ def send_mailing(
         f"to {sent.mailing.recipients} recipient(s): {result.sent} sent, {result.temporary} to "
         f"retry, {result.permanent} failed"
     )
+    if schedule:
+        echo(f"Hinweis: {schedule.removeprefix('; ')}.")
     for why in result.stuck:
         echo(f"Not done: could not be sent: {why}")
     if result.temporary:
         echo("The rest is retried by the next run; `session-bot status` shows it.")
     return 1 if result.permanent or result.temporary or result.stuck else 0
+
+
+def _schedule_note(occ: Occurrence, kind: str, now: dt.datetime, store: Any) -> str:
+    """What a deliberate send to everyone does to the scheduled invitation or reminder of the
+    session, as "; …" to append to the question (empty: nothing scheduled is left).
+
+    The timeline knows each kind's latest mailing only: a reminder sent by hand marks the
+    session's reminder as done, and an invitation sent after the reminder moment serves as one.
+    So the scheduled mail is looked at with the store's state after this send.
+    """
+    from session_bot.app.runner import state_from_store
+    from session_bot.core.timeline import SessionState
+
+    st = state_from_store(store).get(occ.key, SessionState())
+    notes = []
+    if kind == "invitation" and "invitation" not in st.mailings and occ.invitation_at > now:
+        # The same invitation, only sooner: the scheduled one is this one.
+        notes.append(f"sie ersetzt die geplante Einladung {_on(occ.invitation_at, occ)}")
+    when = occ.reminder_at
+    # An invitation not sent yet goes at its moment; the reminder is looked at before and after.
+    before = {"invitation": occ.invitation_at, **st.mailings}
+    if when is not None and _reminder_due(occ, now, st, before):  # a reminder is still to come
+        if _reminder_due(occ, now, st, {**before, kind: now}):
+            notes.append(f"die geplante Erinnerung {_on(when, occ)} geht trotzdem hinaus")
+        else:
+            why = " (diese Einladung gilt als Erinnerung)" if kind == "invitation" else ""
+            notes.append(f"die geplante Erinnerung {_on(when, occ)} entfällt dadurch{why}")
+    return "".join(f"; {note}" for note in notes)
+
+
+def _reminder_due(
+    occ: Occurrence, now: dt.datetime, st: SessionState, mailings: dict[str, dt.datetime]
+) -> bool:
+    """Will the timeline send the scheduled reminder, given these mailings (kind → when)?"""
+    from dataclasses import replace
+
+    from session_bot.core.timeline import actions_for
+
+    assert occ.reminder_at is not None
+    state = replace(st, meeting_id=st.meeting_id or 1, mailings=mailings, announced=None)
+    return any(a.kind == "reminder" for a in actions_for(occ, max(occ.reminder_at, now), state))
+
+
+def _on(moment: dt.datetime, occ: Occurrence) -> str:
+    local = moment.astimezone(occ.series.zone)
+    return f"am {WEEKDAYS_DE[local.weekday()]}, {local:%d.%m.%Y} um {local:%H:%M} Uhr"
+
+
+def ask(yes: bool) -> Confirm | None:
+    """The question before a send to everyone: none with ``--yes``; at a terminal "[j/N]";
+    without one (cron, a script) a refusal that names --yes."""
+    from session_bot.core.errors import ConfigError
+
+    if yes:
+        return None
+
+    def at_terminal(text: str) -> bool:
+        answer = typer.prompt(f"{text} Jetzt senden? [j/N]", default="", show_default=False)
+        return answer.strip().lower() in {"j", "ja", "y", "yes"}
+
+    def refuse(text: str) -> bool:
+        raise ConfigError(
+            f"{text} Ohne Terminal kann session-bot nicht nachfragen: add --yes to send to "
+            "everyone without asking. Nichts gesendet."
+        )
+
+    return at_terminal if sys.stdin.isatty() else refuse
 
 
 def _test_send(
@@ -143,6 +229,29 @@ def _test_send(
     sample = "" if meeting else " with sample join details (no meeting yet)"
     echo(f"test {kind} for {occ.key}{sample} sent to {to} via {transport.description}")
     return 0
+
+
+def _try_out(settings: Settings, missing: Path) -> tuple[Settings, Path]:
+    """`serve --sandbox` without a plan is for trying it out: the demo's plan, folder and
+    Maildir outbox (never SMTP: the demo's subscribers are examples)."""
+    from session_bot import wiring
+    from session_bot.cli.demo import demo_file, demo_settings
+
+    plan_path = demo_file(Path("examples/willkommen.yaml"))  # as `session-bot demo`
+    if settings.var_dir.name != "demo":
+        settings = demo_settings(settings)
+    settings = settings.model_copy(update={"smtp_host": None})
+    # Marked as the demo's (or refused if it holds live data), as the demo itself does.
+    wiring.open_store(settings, migrate=True, purpose="demo").close()
+    logging.getLogger("session_bot.daemon").warning(
+        "no plan at %s: --sandbox runs the demo's plan %s in the demo's folder %s, mail to its "
+        "outbox %s — for trying it out (`session-bot init` writes a plan of your own)",
+        missing,
+        plan_path,
+        settings.var_dir,
+        settings.resolved_outbox,
+    )
+    return settings, plan_path
 
 
 # --- registration -----------------------------------------------------------------------------
@@ -189,9 +298,12 @@ def register(app: typer.Typer) -> None:
             from session_bot.adapters.clock import system_clock
             from session_bot.daemon.service import serve as serve_daemon
 
+            plan_path = plan or settings.plan
+            if sandbox and plan is None and not plan_path.exists():
+                settings, plan_path = _try_out(settings, plan_path)
             code = serve_daemon(
                 settings,
-                plan_path=plan or settings.plan,
+                plan_path=plan_path,
                 clock=system_clock,
                 sandbox=sandbox,
                 host=host,
@@ -213,10 +325,15 @@ def register(app: typer.Typer) -> None:
         sandbox: Annotated[
             bool, typer.Option("--sandbox", help="Use the bundled Zoom sandbox.")
         ] = False,
+        yes: Annotated[
+            bool, typer.Option("--yes", "-y", help="Send to everyone without asking (scripts).")
+        ] = False,
         plan: PlanOpt = None,
         env_file: EnvFile = Path(".env"),
     ) -> None:
-        """Send a session's invitation or reminder again to all subscribers, now (or one test)."""
+        """Send a session's invitation or reminder again to all subscribers, now (or one test).
+
+        Without --to it asks first (at a terminal) and names the scheduled mail it replaces."""
         try:
             settings = load(env_file)
             from session_bot.adapters.clock import system_clock
@@ -231,12 +348,13 @@ def register(app: typer.Typer) -> None:
                 with ZoomSandbox(state_file=state) as sb:
                     code = send_mailing(
                         settings, the_plan, date, kind, to=None, clock=system_clock,
-                        echo=typer.echo, zoom_api=(sb.api_url, sb.oauth_url),
+                        echo=typer.echo, zoom_api=(sb.api_url, sb.oauth_url), confirm=ask(yes),
                     )  # fmt: skip
             else:
                 code = send_mailing(
-                    settings, the_plan, date, kind, to=to, clock=system_clock, echo=typer.echo
-                )
+                    settings, the_plan, date, kind, to=to, clock=system_clock, echo=typer.echo,
+                    confirm=ask(yes),
+                )  # fmt: skip
         except SessionBotError as err:
             fail(err)
         raise typer.Exit(code)

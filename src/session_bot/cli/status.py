@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 from typing import Any
 
 from session_bot import wiring
 from session_bot.adapters.db.advisory import instances, is_postgresql
 from session_bot.adapters.db.store import Store
+from session_bot.app.console.overview import overview
 from session_bot.app.runner import state_from_store
+from session_bot.cli.status_words import TEXTS, day, moment, run_lines, skip_words
 from session_bot.core.changes import changed_fields
+from session_bot.core.errors import PlanError
 from session_bot.core.plan import Plan
-from session_bot.core.timeline import SessionState, due_actions, next_due, upcoming
+from session_bot.core.timeline import due_actions, next_due, upcoming
 from session_bot.settings import Settings
 
 HELD_REASON = "no topic in the plan yet: invitation held, the organiser is alerted daily"
@@ -59,20 +63,24 @@ def orphaned_sessions(store: Store, plan: Plan, now: dt.datetime) -> list[str]:
 def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str, Any]:
     store = wiring.open_store(settings, purpose="look")
     state = state_from_store(store)
+    ov = overview(store, plan, now, [])  # the console's use case: states and next steps
     sessions = []
     held: list[dict[str, str]] = []
     skipped: list[dict[str, str]] = []
-    for occ in upcoming(now, plan, 120):
-        st = state.get(occ.key, SessionState())
+    for view in ov.sessions:
+        occ = view.occurrence
         row = store.sessions.get(occ.key)
         mailings = store.mailings.of_session(row.id) if row else []
         entry: dict[str, Any] = {
             "key": occ.key,
             "start": occ.start.isoformat(),
+            "timezone": occ.series.timezone,
             "topic": occ.content.topic_one_line if occ.content else None,
+            "state": view.state,
+            "reason": view.reason,
             "skipped": occ.skip_reason,
             "cancelled": occ.cancelled,
-            "meeting_id": st.meeting_id,
+            "meeting_id": view.meeting_id,
             "invitation_at": occ.invitation_at.isoformat(),
             "reminder_at": occ.reminder_at.isoformat() if occ.reminder_at else None,
             "mailings": [
@@ -107,6 +115,7 @@ def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str
                 {"key": occ.key, "start": occ.start.isoformat(), "reason": occ.skip_reason}
             )
     nd = next_due(now, plan, state)
+    due = due_actions(now, plan, state)
     last = store.runs.last()
     waiting = []
     for m in store.mailings.open():
@@ -126,11 +135,30 @@ def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str
         )
     return {
         "now": now.isoformat(),
+        "timezone": plan.series[0].timezone if plan.series else "UTC",
         "sessions": sessions,
         "orphaned": orphaned_sessions(store, plan, now),
         "held": held,
         "skipped": skipped,
-        "due_now": [a.describe() for a in due_actions(now, plan, state)],
+        "due_now": [a.describe() for a in due],
+        "due_now_actions": [
+            {
+                "kind": a.kind,
+                "session": a.occurrence.key,
+                "due": a.due.astimezone(dt.UTC).isoformat(),
+                "note": a.note,
+            }
+            for a in due
+        ],
+        "next_steps": [
+            {
+                "at": s.at.astimezone(dt.UTC).isoformat(),
+                "kind": s.kind,
+                "session": s.session.key,
+                "recipients": s.recipients,
+            }
+            for s in ov.next_steps
+        ],
         "waiting": waiting,
         "next_due": nd.isoformat() if nd else None,
         "last_run": {
@@ -157,90 +185,195 @@ def collect_status(settings: Settings, plan: Plan, now: dt.datetime) -> dict[str
     }
 
 
-def format_status(data: dict[str, Any]) -> str:
-    lines = [f"As of {data['now']}"]
-    lines.append("")
-    lines.append("Upcoming sessions:")
+def _session_lines(s: dict[str, Any], lang: str) -> list[str]:
+    t, zone = TEXTS[lang], s["timezone"]
+    state = t[s["state"]]
+    if s["state"] == "skipped":
+        return [
+            f"  {day(s['start'], lang)}: {state} – {skip_words(s['skipped'], dt.date.fromisoformat(s['start'][:10]), lang)}"
+        ]
+    if s["reason"]:
+        state += f" – {s['reason']}"
+    lines = [f"  {moment(s['start'], lang, zone)}: {state}", f"      {s['topic'] or t['no_topic']}"]
+    sent = {m["kind"]: m["deliveries"].get("sent", 0) for m in s["mailings"]}
+    mails = []
+    for kind in ("invitation", "reminder"):
+        at = s[f"{kind}_at"]
+        if at is not None:
+            done = f" ({t['sent_to'].format(n=sent[kind])})" if kind in sent else ""
+            mails.append(t["mail_at"].format(kind=t[kind], when=moment(at, lang, zone)) + done)
+    mails += [
+        f"{t[k]} {t['sent_to'].format(n=n)}"
+        for k, n in sent.items()
+        if k not in ("invitation", "reminder")
+    ]
+    meeting = t["meeting"].format(id=s["meeting_id"]) if s["meeting_id"] else t["no_meeting"]
+    lines.append(f"      {'; '.join(mails)}; {meeting}")
+    if s.get("changed_since"):
+        fields = ", ".join(t[f] for f in s["changed_since"])
+        lines.append("      " + t["changed"].format(fields=fields))
+    return lines
+
+
+def format_status(data: dict[str, Any], language: str = "de") -> str:
+    """The status as the organiser reads it: local times with weekdays, states in words."""
+    t, zone = TEXTS[language], data["timezone"]
+    by_key = {s["key"]: s for s in data["sessions"]}
+
+    def session(key: str) -> str:
+        return t["for"].format(day=day(key.rsplit("/", 1)[-1], language))
+
+    lines = [
+        t["as_of"].format(now=moment(data["now"], language, zone), zone=zone),
+        "",
+        t["upcoming"],
+    ]
     for s in data["sessions"]:
-        if s["skipped"]:
-            state = f"skipped ({s['skipped']})"
-        elif s["cancelled"]:
-            state = "cancelled"
-        else:
-            kinds = (
-                ", ".join(
-                    f"{m['kind']} {m['deliveries'].get('sent', 0)} sent" for m in s["mailings"]
-                )
-                or "nothing sent yet"
-            )
-            meeting = f"meeting {s['meeting_id']}" if s["meeting_id"] else "no meeting yet"
-            state = f"{meeting}; {kinds}"
-            if s.get("held"):
-                state += "; HELD: no topic in the plan"
-            if s.get("changed_since"):
-                changed = ", ".join(s["changed_since"])
-                state += f"; CHANGED since the last mail ({changed}): an update goes out next run"
-        lines.append(f"  {s['start'][:16]}  {s['topic'] or '(no topic yet)'}")
-        lines.append(f"      {state}")
+        lines.extend(_session_lines(s, language))
+    if not data["sessions"]:
+        lines.append(t["none"])
     if data.get("orphaned"):
-        lines.append("")
-        lines.append(
-            "Announced but no longer in the plan (mark them `cancelled: true` with a reason):"
-        )
-        for key in data["orphaned"]:
-            lines.append(f"  {key}")
-    if data.get("held"):
-        lines.append("")
-        lines.append("Held (need the organiser):")
-        for h in data["held"]:
-            lines.append(
-                f"  {h['start'][:16]}  {h['key']}: {h['reason']} (due since {h['invitation_due'][:16]})"
-            )
-    if data.get("skipped"):
-        lines.append("")
-        lines.append("Skipped:")
-        for k in data["skipped"]:
-            lines.append(f"  {k['start'][:10]}  {k['reason']}")
+        lines += ["", t["orphaned"]] + [
+            f"  {day(k.rsplit('/', 1)[-1], language)}" for k in data["orphaned"]
+        ]
     lines.append("")
-    lines.append("Due now: " + ("; ".join(data["due_now"]) if data["due_now"] else "nothing"))
+    confirmed = data["subscribers"]["confirmed"]
+    due = []
+    for a in data["due_now_actions"]:
+        kind = a["kind"]
+        if kind in ("invitation", "reminder"):
+            what = t["to_n"].format(kind=t[kind], n=confirmed)
+        elif kind == "cancellation" and a["note"].startswith("meeting only"):
+            what = t["do_meeting_only"]
+        else:
+            what = t[f"do_{kind}"]
+        late = t["late"] if a["note"].startswith("late") else ""
+        due.append(f"  {what} {session(a['session'])}{late}")
+    lines += [t["due"], *due] if due else [t["nothing_due"]]
+    steps = []
+    for st in data["next_steps"]:
+        if st["at"] <= data["now"] and due:
+            continue  # already listed as due now
+        what = t["to_n"].format(kind=t[st["kind"]], n=st["recipients"])
+        when = moment(st["at"], language, zone)
+        text = t["step"].format(what=what, when=when, session=session(st["session"]))
+        if by_key.get(st["session"], {}).get("state") in ("waiting", "held"):
+            text += t["after_topic"]
+        steps.append(f"  {text}")
+    lines += [t["next"], *steps] if steps else [t["nothing_next"]]
     for w in data.get("waiting", []):
-        when = f", next attempt {w['next_attempt_at'][:16]}" if w["next_attempt_at"] else ""
-        said = f"; the server last said: {w['last_answer']}" if w["last_answer"] else ""
-        lines.append(
-            f"NOT DELIVERED YET: {w['owed']} message(s) of the {w['kind']} for {w['session']} "
-            f"(mailing {w['mailing']}){when}{said}"
+        n = f"{w['owed']} {t['one'] if w['owed'] == 1 else t['many']}"
+        text = t["owed"].format(n=n, kind=t[w["kind"]], session=session(w["session"]))
+        if w["next_attempt_at"]:
+            text += t["attempt"].format(when=moment(w["next_attempt_at"], language, zone))
+        if w["last_answer"]:
+            text += t["said"].format(answer=w["last_answer"])
+        lines.append(text)
+    lines.extend(run_lines(data["last_run"], language, zone))
+    counts = data["deliveries"]
+    lines.append(
+        t["messages"].format(
+            counts=", ".join(f"{v} {t.get('d_' + k, k)}" for k, v in sorted(counts.items()))
+            or t["nothing"]
         )
-    lines.append(f"Next due: {data['next_due'] or 'nothing planned'}")
-    run = data["last_run"]
-    if run is None:
-        lines.append("Last run: never")
-    else:
-        outcome = (run["outcome"] or "unfinished").upper()
-        lines.append(
-            f"Last run: {outcome} at {run['started_at']} ({run['trigger']}): {run['summary'] or ''}"
+    )
+    lines.append(
+        t["subscribers"].format(
+            counts=", ".join(f"{v} {t[k]}" for k, v in data["subscribers"].items())
         )
-    d = data["deliveries"]
-    lines.append("Deliveries: " + (", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "none"))
-    subs = data["subscribers"]
-    lines.append("Subscribers: " + ", ".join(f"{k} {v}" for k, v in subs.items()))
+    )
     if data.get("bounced"):
-        lines.append("Bounced subscribers (they get no more mail):")
+        lines.append(t["bounced_list"])
         for b in data["bounced"]:
-            since = f" since {b['bounced_at'][:10]}" if b["bounced_at"] else ""
+            since = t["since"].format(day=day(b["bounced_at"], language)) if b["bounced_at"] else ""
             answer = f": {b['last_response']}" if b["last_response"] else ""
             lines.append(f"  {b['email']}{since}{answer}")
-    calls = data["zoom_calls_today"]
-    lines.append(f"Zoom create/update calls today (UTC): {sum(calls.values())} of 100")
-    lines.extend(format_instances(data.get("instances", [])))
+    lines.append(t["zoom"].format(n=sum(data["zoom_calls_today"].values())))
+    lines.extend(format_instances(data.get("instances", []), language, zone))
     return "\n".join(lines)
 
 
-def format_instances(found: list[dict[str, Any]]) -> list[str]:
+_DAEMON = {
+    "de": ("Dienst: läuft nicht (kein `session-bot serve` hält die Sperre)", "Dienst-Instanzen:",
+           {"leader": "aktiv", "standby": "in Bereitschaft"}, " auf {host}", " seit {since}"),
+    "en": ("Daemon: not running (no `session-bot serve` holds the lock)", "Daemon instances:",
+           {}, " on {host}", " since {since}"),
+}  # fmt: skip
+
+
+def format_instances(
+    found: list[dict[str, Any]], language: str = "en", zone: str | None = None
+) -> list[str]:
+    """The daemon instances; ``since`` in ``zone``'s local time when given (else as stored)."""
+    idle, header, roles, on, since = _DAEMON[language]
     if not found:
-        return ["Daemon: not running (no `session-bot serve` holds the lock)"]
-    lines = ["Daemon instances:"]
+        return [idle]
+    lines = [header]
     for i in found:
-        host = f" on {i['host']}" if i.get("host") else ""
-        since = f" since {i['since']}" if i.get("since") else ""
-        lines.append(f"  {i['role']:<8} pid {i['pid']}{host}{since}")
+        host = on.format(host=i["host"]) if i.get("host") else ""
+        when = i.get("since")
+        if when and zone:
+            when = moment(when, language, zone)
+        shown = since.format(since=when) if when else ""
+        lines.append(f"  {roles.get(i['role'], i['role']):<8} pid {i['pid']}{host}{shown}")
     return lines
+
+
+DEMO_HINT = {
+    "de": "Dies ist die Demo ({folder}), Stand ihres letzten Laufs. Ihre eigene Planung: "
+    "SESSION_BOT_PLAN bzw. --plan setzen.",
+    "en": "This is the demo ({folder}), as of its last run. For your own plan set "
+    "SESSION_BOT_PLAN or --plan.",
+}
+DEMO_MISSING = (
+    "{plan}: plan file not found. The demo keeps its own folder; to look at it: "
+    "SESSION_BOT_VAR_DIR={folder} SESSION_BOT_PLAN={demo_plan} session-bot status"
+)
+
+
+def demo_instead(settings: Settings, plan: Path | None, demo_plan: Path) -> Settings | None:
+    """The demo's settings when `status` is asked without a plan of its own right after
+    `make demo` (no plan file, but ./var/demo with the demo's database); else None.
+
+    Raises ``PlanError`` with the way to look at the demo when its plan is not here either."""
+    from session_bot.cli.demo import demo_file, demo_settings
+    from session_bot.preflight import PURPOSE_KEY
+
+    if plan is not None or settings.plan.exists() or settings.database_url:
+        return None
+    demo = demo_settings(settings)
+    if not (demo.var_dir / "session-bot.db").exists():
+        return None
+    store = wiring.open_store(demo, purpose="look")
+    try:
+        if store.kv.get(PURPOSE_KEY) != "demo":
+            return None
+    finally:
+        store.close()
+    demo_plan = demo_file(demo_plan)  # ./examples/, else the copy shipped with session-bot
+    if not demo_plan.exists():
+        raise PlanError(
+            DEMO_MISSING.format(plan=settings.plan, folder=demo.var_dir, demo_plan=demo_plan)
+        )
+    return demo.model_copy(update={"plan": demo_plan})
+
+
+def demo_moment(settings: Settings) -> dt.datetime | None:
+    """When the demo last ran (on its own clock, e.g. 12 February 2025), if ``settings`` open the
+    demo's database: its status is shown as of then. None for any other database."""
+    from session_bot.preflight import PURPOSE_KEY
+
+    store = wiring.open_store(settings, purpose="look")
+    try:
+        last = store.runs.last() if store.kv.get(PURPOSE_KEY) == "demo" else None
+    finally:
+        store.close()
+    started = last["started_at"] if last else None
+    if not isinstance(started, dt.datetime):
+        return None
+    return started if started.tzinfo else started.replace(tzinfo=dt.UTC)
+
+
+def demo_line(settings: Settings, language: str) -> str:
+    folder = settings.var_dir
+    return DEMO_HINT[language].format(folder=folder if folder.is_absolute() else f"./{folder}")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
-from session_bot.cli.common import EnvFile, fail, load
+from session_bot.cli.common import EnvFile, PlanOpt, fail, load, load_plan
 from session_bot.core.errors import SessionBotError
 
 if TYPE_CHECKING:
@@ -106,7 +107,8 @@ def add(
 @subscribers_app.command("import")
 def import_(
     csv_file: Annotated[
-        Path, typer.Argument(help="CSV file (UTF-8, with or without BOM; ; or ,).")
+        Path,
+        typer.Argument(help="CSV file (UTF-8 with or without BOM, or Windows-1252; ; or ,)."),
     ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would change; change nothing.")
@@ -117,9 +119,11 @@ def import_(
 ) -> None:
     """Import subscribers (confirmed) from a spreadsheet's CSV export, in one transaction.
 
-    Needs a header line with an e-mail column (email / E-Mail; optional name or Vorname and
-    Nachname, language / Sprache). Rejected rows are listed with line numbers; the rest is
-    imported. Exit code 1 when rows were rejected.
+    Needs a header line with an e-mail column (email / E-Mail / E-Mail-Adresse / Mail; optional
+    name or Vorname and Nachname, language / Sprache: de, en, Deutsch, Englisch). The encoding is
+    detected: UTF-8 (with or without BOM) or Windows-1252, as Excel's "CSV (Trennzeichen-getrennt)"
+    writes it. Rejected rows are listed with line numbers; the rest is imported. Exit code 1 when
+    rows were rejected.
     """
     from session_bot.adapters.clock import system_clock
     from session_bot.app.subscriptions import import_csv
@@ -154,8 +158,17 @@ def export(
         typer.Option(help="Statuses to export (repeatable); default confirmed."),
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every status.")] = False,
+    headers: Annotated[
+        str,
+        typer.Option(
+            help="en: email;name;…;subscribed_at_utc (times in UTC). de: E-Mail;Name;Sprache;"
+            "Status;Angemeldet seit;Bestätigt am, times in the series' zone, ; and a BOM."
+        ),
+    ] = "en",
+    german: Annotated[bool, typer.Option("--german", help="Same as --headers de.")] = False,
     delimiter: Annotated[str, typer.Option(help="; (German spreadsheets) or ,")] = ";",
     bom: Annotated[bool, typer.Option(help="Start with a UTF-8 BOM (Excel needs it).")] = True,
+    plan: PlanOpt = None,
     env_file: EnvFile = Path(".env"),
 ) -> None:
     """Export the list as CSV that spreadsheets open directly (and `import` reads back)."""
@@ -163,17 +176,26 @@ def export(
 
     chosen = list(STATUSES) if all_ else (status or ["confirmed"])
     unknown = [s for s in chosen if s not in STATUSES]
-    if unknown or delimiter not in (";", ",", "\t"):
+    if unknown or delimiter not in (";", ",", "\t") or headers not in ("en", "de"):
         raise typer.BadParameter(
-            f"status must be one of {', '.join(STATUSES)}; delimiter ; , or a tab"
+            f"status must be one of {', '.join(STATUSES)}; delimiter ; , or a tab; headers en or de"
         )
+    de = german or headers == "de"
+    if de:
+        delimiter, bom = ";", True  # what Excel on German Windows opens by double-click
     with _env(env_file) as env:
+        zone = _zone(env.settings, plan) if de else dt.UTC
+
+        def write(out: TextIO, with_bom: bool) -> int:
+            return export_csv(env.store, out, statuses=chosen, delimiter=delimiter,
+                              bom=with_bom, headers="de" if de else "utc", zone=zone)  # fmt: skip
+
         if str(csv_file) == "-":
-            n = export_csv(env.store, sys.stdout, statuses=chosen, delimiter=delimiter, bom=False)
+            n = write(sys.stdout, False)
         else:
             try:
                 with csv_file.open("w", encoding="utf-8", newline="") as out:
-                    n = export_csv(env.store, out, statuses=chosen, delimiter=delimiter, bom=bom)
+                    n = write(out, bom)
             except OSError as exc:
                 typer.secho(
                     f"error: cannot write {csv_file} ({exc.strerror}); choose a writable path",
@@ -185,19 +207,53 @@ def export(
         typer.echo(f"exported {n} subscriber(s) to {csv_file}")
 
 
+def _zone(settings: Settings, plan: Path | None) -> dt.tzinfo:
+    """The first series' zone for a German export; UTC (said on stderr) without a usable plan."""
+    try:
+        return load_plan(settings, plan).series[0].zone
+    except (SessionBotError, IndexError) as exc:
+        typer.echo(
+            f"Hinweis: Zeitzone der Reihe unbekannt ({exc or 'no series'}); Zeiten in UTC. "
+            "Mit --plan PLAN.yaml stehen sie in der Ortszeit der Reihe.",
+            err=True,
+        )
+        return dt.UTC
+
+
+LIST_HEADER = "E-Mail\tStatus\tSprache\tName"
+
+
 @subscribers_app.command("list")
 def list_(
     status: Annotated[
-        list[str] | None, typer.Option(help="Only these statuses (repeatable).")
+        list[str] | None,
+        typer.Option(help="Only these statuses (repeatable; forgotten: erased ones, counted)."),
     ] = None,
     env_file: EnvFile = Path(".env"),
 ) -> None:
-    """List subscribers: address, status, language, name."""
+    """List subscribers: a header line, then address, status, language, name per line."""
+    from session_bot.app.subscriptions import STATUSES
+
+    unknown = [s for s in status or [] if s not in (*STATUSES, "forgotten")]
+    if unknown:
+        raise typer.BadParameter(
+            f"{', '.join(unknown)}: status must be one of {', '.join(STATUSES)} or forgotten"
+        )
     with _env(env_file) as env:
-        n = 0
+        typer.echo(LIST_HEADER)
+        n = erased = 0
         for row in env.store.subscribers.iter(status or None):
+            if not row["email"]:  # erased on request: a tombstone without an address
+                erased += 1
+                continue
             typer.echo(f"{row['email']}\t{row['status']}\t{row['language']}\t{row['name'] or ''}")
             n += 1
+    if erased:
+        entries = "gelöschter Eintrag" if erased == 1 else "gelöschte Einträge"
+        typer.echo(
+            f"(gelöscht) {erased} {entries} nicht gezeigt: auf Wunsch gelöscht (DSGVO Art. 17), "
+            "keine Adresse mehr gespeichert"
+        )
     typer.echo(f"{n} subscriber(s)", err=True)
 
 
@@ -230,7 +286,7 @@ def forget(
     from session_bot.app.subscriptions import forget_subscriber
 
     if not yes:
-        typer.confirm(f"Erase everything stored about {address}?", abort=True)
+        _ask_forget(address)
     with _env(env_file) as env:
         known = forget_subscriber(env.store, env.secret, address, system_clock())
     typer.echo(
@@ -256,3 +312,26 @@ def show(
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
         typer.echo(f"{label + ':':<{width + 1}} {value}")
+
+
+def _ask_forget(address: str) -> None:
+    """Ask before erasing; in a run nobody answers (a script, a cron job) refuse: exit 2."""
+    if not sys.stdin.isatty():
+        typer.secho(
+            f"error: nicht gelöscht: {address} würde endgültig gelöscht, aber niemand kann "
+            "rückfragen (keine Eingabe am Terminal). Zum Löschen ohne Rückfrage --yes anhängen: "
+            f"session-bot subscribers forget {address} --yes",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(2)
+    typer.echo(
+        f"{address}: alles Gespeicherte wird endgültig gelöscht (DSGVO Art. 17); nur ein "
+        "Schlüssel bleibt, der ein erneutes Importieren verhindert."
+    )
+    answer = typer.prompt(
+        "Wirklich löschen? [j/N]", default="", show_default=False, prompt_suffix=" "
+    )
+    if answer.strip().lower() not in ("j", "ja", "y", "yes"):
+        typer.echo("Abgebrochen: nichts gelöscht.")
+        raise typer.Exit(1)

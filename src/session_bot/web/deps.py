@@ -16,7 +16,9 @@ from session_bot.app.consent_mails import ConsentMailSetup
 from session_bot.app.ports.render import RenderedMail
 from session_bot.app.ports.store import Store
 from session_bot.app.ports.subscribe import MailSender
+from session_bot.core.languages import LANGUAGES
 from session_bot.core.plan import Plan
+from session_bot.core.plan.localize import localized_title
 from session_bot.settings import Settings
 
 ConsentMailFor = Callable[[], ConsentMailSetup]
@@ -57,6 +59,7 @@ def consent_mail_from_settings(settings: Settings, plan: Plan) -> ConsentMailSet
     return ConsentMailSetup(
         renderer=_LazyRenderer(config),
         series_title=series.title,
+        titles={lang: localized_title(series, lang) for lang in LANGUAGES},
         from_name=config.from_name,
         from_email=config.from_email,
         envelope_sender=wiring.envelope_sender(settings, plan),

@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse
 from session_bot.adapters.render.invitations import default_templates_dir
 from session_bot.core.errors import SessionBotError
 from session_bot.core.languages import LANGUAGES
+from session_bot.core.plan.localize import localized_title
 from session_bot.web.deps import WebContext
 
 LANGS = LANGUAGES  # the pages offer exactly the languages of the series
@@ -110,7 +111,7 @@ def render_page(
         t=t,
         css=p.css,
         title=title if title is not None else t[title_key],
-        series_title=series_title(ctx),
+        series_title=series_title(ctx, lang),
         other_lang=other,
         other_lang_url=f"{request.url.path}?lang={other}",
         action=f"{request.url.path}?lang={lang}",
@@ -134,7 +135,7 @@ def message_page(
     """A page of text paragraphs (``{title}``, ``{email}`` … filled in), with an optional
     button that POSTs back to the same URL or a link."""
     t = texts(lang)
-    fill = {"title": series_title(ctx), **(fill or {})}
+    fill = {"title": series_title(ctx, lang), **(fill or {})}
     paragraphs = []
     for key in paragraph_keys:
         text = t[key]
@@ -162,9 +163,10 @@ def invalid_page() -> HTMLResponse:
     return HTMLResponse(html, 400, headers=_headers(p, "de"))
 
 
-def series_title(ctx: WebContext) -> str:
+def series_title(ctx: WebContext, lang: str | None = None) -> str:
+    """The series' title in the page's language (the plan's English title on English pages)."""
     try:
-        return ctx.plan().series[0].title
+        return localized_title(ctx.plan().series[0], lang)
     except (SessionBotError, IndexError):
         return "session-bot"
 

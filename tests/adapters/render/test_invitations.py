@@ -53,7 +53,8 @@ def split_footer(lines: list[str]) -> tuple[list[str], list[str]]:
 
 def test_plain_text_reproduces_the_seed_line_for_line_without_a_name() -> None:
     body, footer = split_footer(text_part(parse(seed_invitation(None))).splitlines())
-    assert body == SEED_LINES
+    assert body[:2] == ["Guten Tag,", ""]  # the seed after the greeting without a name
+    assert body[2:] == SEED_LINES
     assert footer[1:] == [
         "-- ",
         "Sie erhalten diese E-Mail, weil Sie die Veranstaltungsreihe „Willkommen: Online Austausch“ abonniert haben.",
@@ -263,7 +264,7 @@ def test_reminder_update_cancellation_reuse_the_invitation_blocks() -> None:
     assert _contains_run(cancel, event_block[:1]) and not _contains_run(cancel, zoom_block[:1])
     assert "Grund: Krankheit" in cancel
     assert "- Neue Uhrzeit" in update
-    assert reminder[0].startswith("Zur Erinnerung:")
+    assert reminder[2].startswith("Zur Erinnerung:")  # after "Guten Tag," and a blank line
 
 
 def test_cancellation_reason_defaults_to_the_plan() -> None:
@@ -413,7 +414,7 @@ def test_personalised_bytes_go_through_smtplib_to_a_real_server() -> None:
     assert text_part(got["u@example.org"]).startswith(
         "Guten Tag Ümit Öztürk,\n\nWer mit der Aufnahme"
     )
-    assert text_part(got["v@example.org"]).startswith("Wer mit der Aufnahme")
+    assert text_part(got["v@example.org"]).startswith("Guten Tag,\n\nWer mit der Aufnahme")
     assert "unsubscribe/t2" in html_part(got["v@example.org"])
     _, ics_bytes = calendar_part(got["v@example.org"])
     assert b"METHOD:PUBLISH" in ics_bytes
@@ -429,7 +430,7 @@ def test_preview_bytes_and_template_filters(tmp_path: Path) -> None:
     mailing = r.render("reminder", occ, None, sequence=0, now=NOW, sample_meeting=True)
     msg = parse(mailing.preview_bytes(date=NOW))
     assert msg["Subject"] == "Bald: 30. April 2025"
-    assert text_part(msg).startswith("Beginn 12:30\n")
+    assert text_part(msg).startswith("Guten Tag,\n\nBeginn 12:30\n")
     assert str(msg["To"]) == "preview@example.invalid"
     assert "https://sb.example.org/unsubscribe/preview" in text_part(msg)
 

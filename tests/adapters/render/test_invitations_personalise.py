@@ -21,6 +21,7 @@ from icalendar import Calendar
 
 from session_bot.adapters.render.invitations import MailConfig, MailParts, Recipient, Renderer
 from session_bot.core.plan import Occurrence
+from session_bot.core.plan.localize import localized_title
 from tests.support.invitations import NOW, config, meeting, occurrence, parse
 
 NAMES = [
@@ -170,7 +171,9 @@ def test_fast_personalisation_equals_the_slow_way(
         mid = f"<{i}.{kind}@sb.example.org>"
         fast = mailing.personalise(r, message_id=mid, date=NOW)
         parts = renderer.render_parts(kind, occ, m, recipient=r, **kw)  # type: ignore[arg-type]
-        slow = slow_message(cfg, parts, r, list_title=occ.series.title, mid=mid, lang=lang)
+        slow = slow_message(
+            cfg, parts, r, list_title=localized_title(occ.series, lang), mid=mid, lang=lang
+        )
         assert summary(fast) == summary(slow), f"recipient {i}: {r.name!r}"
         assert b"\n" not in fast.replace(b"\r\n", b""), "CRLF only"
         head, body = fast.split(b"\r\n\r\n", 1)

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +19,10 @@ import pytest
 from session_bot import wiring
 from session_bot.settings import load_settings
 from tests.support.console import ORGANISER, PASSWORD, add_organiser
+from tests.support.daemon_process import serve_process
 from tests.support.smtp_server import SmtpServer, free_port
 from tests.support.waiting import wait_for
-from tests.web.test_subscribe_browser import BERLIN, CHROMIUM, SERVE, plan_yaml
+from tests.web.test_subscribe_browser import BERLIN, CHROMIUM, plan_yaml
 
 pytestmark = [
     pytest.mark.browser,
@@ -63,24 +61,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, SmtpServer, Path, dt.date]]:
                                   status="confirmed", now=now, confirmed_at=now)  # fmt: skip
         add_organiser(store, wiring.system_clock)
         store.close()
-        log = (tmp_path / "daemon.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SERVE, "serve", "--sandbox", "--port", str(port),
-             "--env-file", str(tmp_path / "no.env")],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            wait_for(lambda: _up(url) or proc.poll() is not None, "the daemon to listen")
-            assert proc.poll() is None, (tmp_path / "daemon.log").read_text()
+        args = ["--sandbox", "--port", str(port), "--env-file", str(tmp_path / "no.env")]
+        with serve_process(args, env, tmp_path / "daemon.log", lambda: _up(url)):
             yield url, smtp, tmp_path, day
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
 
 
 def _up(url: str) -> bool:

@@ -47,7 +47,7 @@ class RenderedMailing:
     kind: str
     language: str
     subject: str
-    text: str  # generic parts for preview (no salutation, preview unsubscribe link)
+    text: str  # generic parts for preview (anonymous greeting, preview unsubscribe link)
     html: str
     ics: bytes | None
     bulk: bool
@@ -133,14 +133,17 @@ def assemble(
     """Encode ``parts`` (personal values still as tokens) into a mailing ready to personalise."""
     bulk = kind != "confirmation"
     segments, ics_halves = message_segments(config, parts, lang, bulk, list_name)
-    preview = {"salutation": "", "unsubscribe_url": config.preview_unsubscribe_url}
+    # The preview reads as a subscriber without a name gets it: with the plain greeting.
+    url = config.preview_unsubscribe_url
+    text_values = {"salutation": salutation.text_anonymous, "unsubscribe_url": url}
+    html_values = {"salutation": salutation.html_anonymous, "unsubscribe_url": str(escape(url))}
     generic_ics = parts.ics.replace(ics.ATTENDEE_SLOT, b"") if parts.ics else None
     return RenderedMailing(
         kind=kind,
         language=lang,
         subject=parts.subject,
-        text=fill_tokens(parts.text, preview),
-        html=fill_tokens(parts.html, preview),
+        text=fill_tokens(parts.text, text_values),
+        html=fill_tokens(parts.html, html_values),
         ics=generic_ics,
         bulk=bulk,
         test_send=test_send,

@@ -20,7 +20,7 @@ from session_bot.adapters.render.templates import Templates
 from session_bot.adapters.render.values import KINDS, SAMPLE_MEETING, MeetingLike, MeetingView
 from session_bot.core.errors import TemplateError
 from session_bot.core.languages import LANGUAGES, Language, is_language
-from session_bot.core.plan import Occurrence, SessionContent, localize
+from session_bot.core.plan import Occurrence, Series, SessionContent, localize
 from session_bot.core.recipient import Recipient
 
 _PERSONAL = ("salutation", "unsubscribe_url")
@@ -88,8 +88,20 @@ def session_context(
         "changes": list(changes or []),
         "test_send": test_send,
         "public_url": public_url,
+        "signature": signature(occ.series, language),
         "_zone": occ.series.zone,  # for the format_time filter
     }
+
+
+def signature(series: Series, language: str) -> str | None:
+    """The plan's ``signature:`` under every mail (its translation in ``language`` if the plan
+    has one), or None: then the mail ends with the texts, as the hand-written invitations did."""
+    translation = series.texts.translations.get(language)  # type: ignore[call-overload]
+    text = getattr(translation, "signature", None) or getattr(series, "signature", None)
+    if not isinstance(text, str):
+        return None
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return "\n".join(lines) or None
 
 
 def subject_with_prefix(subject: str, test_send: bool) -> str:

@@ -25,6 +25,7 @@ from session_bot.adapters.render.templates import Templates
 from session_bot.adapters.render.values import MailConfig, MailParts, MeetingLike
 from session_bot.core.errors import TemplateError
 from session_bot.core.plan import Occurrence
+from session_bot.core.plan.localize import localized_title
 from session_bot.core.recipient import Recipient
 
 
@@ -63,9 +64,8 @@ class Renderer:
             # Bulk mail without a visible way out: never sent (`check` lists the same).
             raise TemplateError("; ".join(missing))
         salutation = render_salutation(self.templates, lang)
-        return assemble(
-            self.config, kind, lang, parts, salutation, occ.series.title, test_send=test_send
-        )
+        list_name = localized_title(occ.series, lang)  # the List-Id's name, as the mail says it
+        return assemble(self.config, kind, lang, parts, salutation, list_name, test_send=test_send)
 
     def render_confirmation(
         self, *, language: str, confirm_url: str, series_title: str, now: dt.datetime

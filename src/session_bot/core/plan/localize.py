@@ -5,6 +5,16 @@ from __future__ import annotations
 from session_bot.core.plan.model import Series, SessionContent, Texts
 
 
+def localized_title(series: Series, language: str | None) -> str:
+    """The series' title in ``language``: ``texts.translations.<language>.title`` if the plan
+    gives one, else the title itself. Every place that names the series to a reader (mails, the
+    List-Id, the confirmation, the subscriber pages) uses this, so a language has one title."""
+    if language is None or language == series.language:
+        return series.title
+    texts = series.texts.translations.get(language)  # type: ignore[call-overload]
+    return (texts.title if texts is not None else None) or series.title
+
+
 def localize(
     series: Series, content: SessionContent, language: str
 ) -> tuple[Series, SessionContent, bool]:
@@ -19,7 +29,7 @@ def localize(
     if texts is not None:
         series = series.model_copy(
             update={
-                "title": texts.title or series.title,
+                "title": localized_title(series, language),
                 "texts": Texts(
                     invitation_lead=texts.invitation_lead or series.texts.invitation_lead,
                     closing=texts.closing,

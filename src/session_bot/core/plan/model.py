@@ -7,9 +7,10 @@ Pure: no I/O and no clock. Reading the YAML file is ``plan.file``; when sessions
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from functools import cached_property
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
     BaseModel,
@@ -66,6 +67,8 @@ class SessionContent(_Model):
     reason: str | None = None
     minor_change: bool = False
     note: str | None = None
+    # A session on a date the series' rule does not give (else the plan is refused).
+    extra: bool = False
     translations: dict[Literal["de", "en"], ContentTranslation] = Field(default_factory=dict)
 
     @field_validator("intro", mode="before")
@@ -77,7 +80,8 @@ class SessionContent(_Model):
     def _cancel_needs_reason(self) -> SessionContent:
         if self.cancelled and not (self.reason and self.reason.strip()):
             raise ValueError(
-                "a cancelled session needs `reason: …` (it goes into the cancellation mail)"
+                "ein abgesagter Termin braucht einen Grund: bitte `reason: …` ergänzen (er steht "
+                "in der Absage-Mail)"
             )
         return self
 
@@ -153,6 +157,9 @@ class Series(_Model):
     exceptions: tuple[dt.date, ...] = ()
     calendar_method: Literal["publish", "request"] = "publish"
     texts: Texts = Field(default_factory=Texts)
+    # Optional lines under every mail's body (a sign-off, a contact); none by default, as in the
+    # seed invitation.
+    signature: str | None = Field(None, max_length=1000)
     sessions: dict[dt.date, SessionContent] = Field(default_factory=dict)
 
     @field_validator("timezone")
@@ -161,9 +168,9 @@ class Series(_Model):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {v!r}; use an IANA name such as Europe/Berlin"
-            ) from None
+            close = difflib.get_close_matches(v, sorted(available_timezones()), n=1)
+            hint = f"meinten Sie „{close[0]}“?" if close else "z. B. „Europe/Berlin“"
+            raise ValueError(f"unbekannte Zeitzone „{v}“ – {hint}") from None
         return v
 
     @field_validator("rrule")
@@ -179,7 +186,9 @@ class Series(_Model):
     def _months(cls, v: tuple[int, ...]) -> tuple[int, ...]:
         bad = [m for m in v if not 1 <= m <= 12]
         if bad:
-            raise ValueError(f"months must be 1–12, got {bad}")
+            raise ValueError(
+                f"Pausenmonate: bitte Monatszahlen von 1 bis 12 (8 für August), nicht {bad}"
+            )
         return v
 
     @cached_property
@@ -196,7 +205,9 @@ class Plan(_Model):
         seen: set[str] = set()
         for s in self.series:
             if s.id in seen:
-                raise ValueError(f"series id {s.id!r} is used twice")
+                raise ValueError(
+                    f"die Kennung „{s.id}“ (`id:`) haben zwei Reihen; bitte eine umbenennen"
+                )
             seen.add(s.id)
         return self
 

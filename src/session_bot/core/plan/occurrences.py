@@ -118,7 +118,8 @@ def _holiday_names(series: Series, years: range, source: str) -> Mapping[dt.date
         )
     except NotImplementedError:
         raise PlanError(
-            f"unknown holiday country/state {series.holidays.country}/{series.holidays.subdiv}",
+            f"Feiertage: Land/Bundesland {series.holidays.country}/{series.holidays.subdiv} "
+            "unbekannt; bitte z. B. `country: DE` und `subdiv: SN` (Sachsen)",
             file=source,
             field=f"series[{series.id}].holidays",
         ) from None
@@ -133,8 +134,8 @@ def _missing_start(occ: Occurrence) -> str | None:
     ):
         return None
     return (
-        f"{occ.start_hhmm} does not exist on {occ.date.isoformat()} in {occ.series.timezone} "
-        "(clocks go forward that night); choose another time"
+        f"{occ.start_hhmm} Uhr gibt es am {occ.date.isoformat()} in {occ.series.timezone} nicht "
+        "(in dieser Nacht wird die Uhr vorgestellt); bitte eine andere Uhrzeit wählen"
     )
 
 
@@ -153,7 +154,10 @@ def start_problems(series: Series) -> Iterator[tuple[tuple[str, ...], str]]:
         else:
             yield (
                 ("sessions", day.isoformat()),
-                (f"the series' start {problem}, or give this session its own `start:`"),
+                (
+                    f"Startzeit der Reihe: {problem}, oder diesem Termin eine eigene "
+                    "Startzeit geben (`start:`)"
+                ),
             )
 
 
@@ -167,8 +171,59 @@ def _checked(occ: Occurrence, source: str) -> Occurrence:
         field = f"series[{occ.series.id}].sessions.{day}.start"
     else:
         field = f"series[{occ.series.id}].start"
-        problem += f", give {day} its own `start:` under `sessions:`, or list it in `exceptions:`"
+        problem += (
+            f", dem Termin {day} unter `sessions:` eine eigene Startzeit geben (`start:`) oder "
+            "ihn unter `exceptions:` auslassen"
+        )
     raise PlanError(problem, file=source, field=field)
+
+
+def rule_dates(series: Series, lo: dt.date, hi: dt.date) -> set[dt.date]:
+    """The dates in [lo, hi] the series' rule gives (skipped ones too), from ``starts_on`` to
+    ``until``; sessions listed by date only when the rule gives them."""
+    lo = max(lo, series.starts_on)
+    hi = min(hi, series.until) if series.until else hi
+    if lo > hi:
+        return set()
+    rule = rrulestr(series.rrule, dtstart=dt.datetime.combine(series.starts_on, dt.time()))
+    return {
+        d.date()
+        for d in rule.between(
+            dt.datetime.combine(lo, dt.time()), dt.datetime.combine(hi, dt.time(23, 59)), inc=True
+        )
+    }
+
+
+# How far around an off-rule session's date the rule's nearest dates are looked for.
+_NEAREST_DAYS = 400
+
+
+def off_rule_sessions(series: Series) -> Iterator[tuple[dt.date, tuple[dt.date, ...]]]:
+    """Sessions listed by date that the rule does not give and that are not marked
+    ``extra: true``, each with the rule's nearest date(s) (two when they are equally near).
+
+    A date the rule gives counts even when the plan skips it (an exception, a break month, a
+    holiday), and so does a date listed in ``exceptions:``. Dates outside the series'
+    ``starts_on``/``until`` are ``outside_sessions``."""
+    exceptions = set(series.exceptions)
+    for day, content in sorted(series.sessions.items()):
+        if content.extra or day in exceptions or not _within(series, day):
+            continue
+        if day in rule_dates(series, day, day):
+            continue
+        span = dt.timedelta(days=_NEAREST_DAYS)
+        near = sorted(rule_dates(series, day - span, day + span), key=lambda d: abs(d - day))
+        best = [d for d in near if abs(d - day) == abs(near[0] - day)] if near else []
+        yield day, tuple(sorted(best))
+
+
+def _within(series: Series, day: dt.date) -> bool:
+    return series.starts_on <= day and (series.until is None or day <= series.until)
+
+
+def outside_sessions(series: Series) -> list[dt.date]:
+    """Sessions listed by date before ``starts_on`` or after ``until``: never held."""
+    return sorted(d for d in series.sessions if not _within(series, d))
 
 
 def occurrences(
@@ -183,14 +238,9 @@ def occurrences(
     hi = min(end, series.until) if series.until else end
     if lo > hi:
         return
-    rule = rrulestr(series.rrule, dtstart=dt.datetime.combine(series.starts_on, dt.time()))
-    dates = {
-        d.date()
-        for d in rule.between(
-            dt.datetime.combine(lo, dt.time()), dt.datetime.combine(hi, dt.time(23, 59)), inc=True
-        )
-    }
-    # Sessions listed by date are part of the series even off the rule (an extra session).
+    dates = rule_dates(series, lo, hi)
+    # Sessions listed by date are part of the series even off the rule: an extra session
+    # (``extra: true``; ``plan.file`` refuses an unmarked one with the rule's nearest dates).
     dates |= {d for d in series.sessions if lo <= d <= hi}
     hol = _holiday_names(series, range(lo.year, hi.year + 1), source)
     exceptions = set(series.exceptions)

@@ -40,6 +40,8 @@ _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 # Path of keys/indices from the document root (all as strings) → 1-based line in the file.
 Lines = dict[tuple[str, ...], int]
+# Path → a scalar value as the file spells it (``12.30``, not the number YAML makes of it).
+Spelled = dict[tuple[str, ...], str]
 
 
 class _Refused(yaml.YAMLError):
@@ -152,11 +154,12 @@ def _item_label(node: yaml.Node, index: int) -> str:
     return f"[{index}]"
 
 
-def _walk(node: yaml.Node, path: tuple[str, ...], field: str, out: Lines) -> None:
-    """Record the line of every key and item; refuse bad dates and keys written twice."""
+def _walk(node: yaml.Node, path: tuple[str, ...], field: str, out: Lines, spelled: Spelled) -> None:
+    """Record the line of every key and item and the spelling of every scalar; refuse bad dates
+    and keys written twice."""
     out.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.ScalarNode):
-        _scalar(node, field)
+        spelled[path] = _scalar(node, field)
     elif isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -173,11 +176,11 @@ def _walk(node: yaml.Node, path: tuple[str, ...], field: str, out: Lines) -> Non
                 )
             seen[key] = line
             out[(*path, key)] = line
-            _walk(value_node, (*path, key), sub_field, out)
+            _walk(value_node, (*path, key), sub_field, out, spelled)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             out[(*path, str(i))] = item.start_mark.line + 1
-            _walk(item, (*path, str(i)), field + _item_label(item, i), out)
+            _walk(item, (*path, str(i)), field + _item_label(item, i), out, spelled)
 
 
 def _control_character(exc: yaml.reader.ReaderError, text: str) -> _Refused:
@@ -189,8 +192,10 @@ def _control_character(exc: yaml.reader.ReaderError, text: str) -> _Refused:
     )
 
 
-def read_yaml(text: str, source: str) -> tuple[Any, Lines]:
-    """The document's data and the line of every key in it; anything refused is a PlanError."""
+def read_yaml(text: str, source: str, spelled: Spelled | None = None) -> tuple[Any, Lines]:
+    """The document's data and the line of every key in it; anything refused is a PlanError.
+
+    ``spelled``, when given, receives every scalar value as the file spells it."""
     if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise too_large(source)
     lines: Lines = {}
@@ -202,7 +207,7 @@ def read_yaml(text: str, source: str) -> tuple[Any, Lines]:
         except yaml.reader.ReaderError as exc:
             raise _control_character(exc, text) from None
         if root is not None:
-            _walk(root, (), "", lines)
+            _walk(root, (), "", lines, {} if spelled is None else spelled)
         data = loader.construct_document(root) if root is not None else None
     except _Refused as exc:
         raise PlanError(exc.message, file=source, line=exc.line, field=exc.field) from None

@@ -143,7 +143,7 @@ def render(
             t=t,
             css=look().css,
             title=values.pop("title", None) or t[title_key],
-            series_title=series_title(ctx),
+            series_title=series_title(ctx, lang),
             me=me,
             csrf=me.csrf if me else "",
             current=current,
