@@ -206,7 +206,7 @@ def test_the_question_names_the_scheduled_reminder_a_send_replaces(
         assert code == 1
     assert asked == [
         "Die Erinnerung geht an 3 Abonnent:innen; die geplante Erinnerung am Dienstag, "
-        "25.02.2025 um 09:00 Uhr entfällt dadurch.",
+        "25.02.2025 um 09:00 Uhr geht trotzdem hinaus.",
         "Die Einladung geht an 3 Abonnent:innen; die geplante Erinnerung am Dienstag, "
         "25.02.2025 um 09:00 Uhr geht trotzdem hinaus.",
     ]

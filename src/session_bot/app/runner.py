@@ -187,7 +187,15 @@ class Runner:
             # The join details subscribers hold are wrong: an update first, then the reminder.
             self._announce_join(occ, row, meeting, report)
             row = self._reload(row)
-        self._mailings.freeze(occ, row, "reminder", row.sequence, meeting, report)
+        sequence = row.sequence
+        earlier = self.store.mailings.of_session(row.id)
+        if any(m.kind == "reminder" and m.sequence == sequence for m in earlier):
+            # A reminder sent by hand (`send --kind reminder`) holds this sequence: the
+            # scheduled one is a mailing of its own, not silently the same one.
+            sequence = max(m.sequence for m in earlier) + 1
+            announced = row.announced or occ.announced_fingerprint()
+            self.store.sessions.record_announcement(row.id, announced, sequence, self.clock())
+        self._mailings.freeze(occ, row, "reminder", sequence, meeting, report)
 
     def _update(self, occ: Occurrence, row: SessionRow, report: RunReport) -> None:
         meeting, join_changed, row = self._read_back(occ, row, report)

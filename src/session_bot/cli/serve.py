@@ -128,9 +128,9 @@ def _schedule_note(occ: Occurrence, kind: str, now: dt.datetime, store: Any) -> 
     """What a deliberate send to everyone does to the scheduled invitation or reminder of the
     session, as "; …" to append to the question (empty: nothing scheduled is left).
 
-    The timeline knows each kind's latest mailing only: a reminder sent by hand marks the
-    session's reminder as done, and an invitation sent after the reminder moment serves as one.
-    So the scheduled mail is looked at with the store's state after this send.
+    The timeline decides: a reminder sent by hand before the reminder moment leaves the
+    scheduled one in place, an invitation sent after the moment serves as the reminder. So the
+    scheduled mail is looked at with the store's state after this send.
     """
     from session_bot.app.runner import state_from_store
     from session_bot.core.timeline import SessionState

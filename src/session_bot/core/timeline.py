@@ -88,15 +88,21 @@ def actions_for(occ: Occurrence, now: dt.datetime, st: SessionState) -> list[Act
         else:
             out.append(Action("update", occ, now, "the plan changed since the last mail"))
     rem_at = occ.reminder_at
-    # An invitation that itself went out after the reminder moment already serves as one.
+    # An invitation that itself went out after the reminder moment already serves as one; a
+    # reminder sent by hand before the moment does not replace the scheduled one.
     if (
         rem_at is not None
         and now >= rem_at
-        and "reminder" not in st.mailings
+        and not _reminded_since(st, rem_at)
         and st.mailings["invitation"] < rem_at
     ):
         out.append(Action("reminder", occ, rem_at))
     return out
+
+
+def _reminded_since(st: SessionState, moment: dt.datetime) -> bool:
+    last = st.mailings.get("reminder")
+    return last is not None and last >= moment
 
 
 def due_actions(now: dt.datetime, plan: Plan, state: State) -> list[Action]:
@@ -117,7 +123,7 @@ def next_due(
             continue
         st = state.get(occ.key, SessionState())
         moments = [occ.invitation_at]
-        if occ.reminder_at is not None and "reminder" not in st.mailings:
+        if occ.reminder_at is not None and not _reminded_since(st, occ.reminder_at):
             moments.append(occ.reminder_at)
         for m in moments:
             if m > now and (best is None or m < best):
