@@ -246,10 +246,9 @@ def renderer_factory(
 def calendar_domain(store: ports.Store, series: Series, current: str, fix: bool) -> str:
     """The domain of the series' calendar UIDs: the one stored at first use, else ``current``."""
     key = f"calendar.uid_domain:{series.id}"
-    stored = store.kv.get(key)
-    if stored is None and fix:
-        store.kv.set(key, current)
-    return stored or current
+    if fix:
+        return store.kv.set_default(key, current)  # parallel workers agree on one
+    return store.kv.get(key) or current
 
 
 def unsubscribe_links(

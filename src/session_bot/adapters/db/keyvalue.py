@@ -47,6 +47,20 @@ class KeyValueRepository:
             except IntegrityError:
                 _upsert(c, key, value, None)  # a concurrent insert came first; now this updates
 
+    def set_default(self, key: str, value: str) -> str:
+        """The key's value; ``value`` stored first if it has none. Of several processes doing
+        this at once, one stores and all get the same answer."""
+        with self._db.begin() as c:
+            stored = c.execute(select(kv.c.value).where(kv.c.key == key)).scalar()
+            if stored is not None:
+                return str(stored)
+            try:
+                with c.begin_nested():
+                    c.execute(insert(kv).values(key=key, value=value, expires_at=None))
+            except IntegrityError:
+                return str(c.execute(select(kv.c.value).where(kv.c.key == key)).scalar_one())
+        return value
+
     def take(self, key: str) -> str | None:
         """Read and delete ``key`` in one statement: of two takers only one gets the value."""
         with self._db.begin() as c:

@@ -111,6 +111,10 @@ class KeyValues(Protocol):
         """``set`` for a key several processes write at once: the last value wins, none fails."""
         ...
 
+    def set_default(self, key: str, value: str) -> str:
+        """The key's value; ``value`` stored first if it has none (safe across processes)."""
+        ...
+
     def take(self, key: str) -> str | None:
         """Read and delete ``key`` in one statement: of two takers only one gets the value."""
         ...
