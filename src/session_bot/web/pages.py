@@ -49,13 +49,18 @@ def pages() -> Pages:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    texts: dict[str, dict[str, str]] = yaml.safe_load((folder / "texts.yaml").read_text("utf-8"))
-    missing = set(texts["de"]) ^ set(texts["en"])
-    if missing:
-        raise SessionBotError(
-            f"{folder / 'texts.yaml'}: keys {sorted(missing)} exist in one language only; "
-            "give every text in de and en"
-        )
+    # texts.yaml and one texts_<area>.yaml per group of pages, merged.
+    texts: dict[str, dict[str, str]] = {"de": {}, "en": {}}
+    for file in sorted(folder.glob("texts*.yaml")):
+        part: dict[str, dict[str, str]] = yaml.safe_load(file.read_text("utf-8"))
+        missing = set(part.get("de", {})) ^ set(part.get("en", {}))
+        if missing or set(part) != {"de", "en"}:
+            raise SessionBotError(
+                f"{file}: keys {sorted(missing)} exist in one language only; "
+                "give every text in de and en"
+            )
+        for lang in ("de", "en"):
+            texts[lang].update(part[lang])
     css = (folder / "style.css").read_text("utf-8")
     digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
     csp = (
