@@ -159,6 +159,68 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"{exc}; give IP addresses or CIDRs, comma-separated") from None
 
+    # The public home page and calendar feed (issue 17) ----------------------------------------
+    # The organiser's imprint and privacy notice, linked from the public page; `check` fails a
+    # public deployment without them (German law expects both where personal data is collected).
+    imprint_url: str | None = None
+    privacy_url: str | None = None
+    # Optional branding of the public page: an accent colour (#rrggbb, at least 4.5:1 against
+    # white, so links and buttons stay readable) and an https logo image.
+    brand_colour: str | None = None
+    brand_logo_url: str | None = None
+    # Whether the public feed /calendar.ics carries the join link (anyone may share a feed URL);
+    # without it, only each subscriber's private feed does.
+    feed_join_links: bool = False
+
+    @field_validator("imprint_url", "privacy_url")
+    @classmethod
+    def _web_address(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip().lower().startswith(("https://", "http://")):
+            raise ValueError("give the page's full address, starting with https://")
+        return v.strip() if v is not None else None
+
+    @field_validator("brand_logo_url")
+    @classmethod
+    def _https_image(cls, v: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if v is None:
+            return None
+        parts = urlsplit(v.strip())
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("give the logo's https address, e.g. https://example.org/logo.png")
+        return v.strip()
+
+    @field_validator("brand_colour")
+    @classmethod
+    def _readable_colour(cls, v: str | None) -> str | None:
+        import re
+
+        if v is None:
+            return None
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", v.strip()):
+            raise ValueError("give a colour as #rrggbb, e.g. #0a4f8f")
+        colour = v.strip().lower()
+        ratio = contrast_with_white(colour)
+        if ratio < 4.5:
+            raise ValueError(
+                f"{colour} on white has a contrast of {ratio:.1f}:1; links and buttons need at "
+                "least 4.5:1 (WCAG 2 AA): choose a darker colour"
+            )
+        return colour
+
+
+def contrast_with_white(colour: str) -> float:
+    """WCAG 2 contrast ratio of ``#rrggbb`` against white (1 to 21)."""
+
+    def channel(hex2: str) -> float:
+        c = int(hex2, 16) / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(colour[i : i + 2]) for i in (1, 3, 5))
+    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return 1.05 / (luminance + 0.05)
+
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
     """Build settings, turning validation failures into a ``ConfigError`` that names the variable."""

@@ -18,6 +18,7 @@ from session_bot.adapters.db.advisory import AdvisoryLock, is_postgresql
 from session_bot.adapters.db.store import Store, StoreTokenCache
 from session_bot.adapters.lock import FileLock, RunLock
 from session_bot.adapters.mail import MaildirTransport, SmtpTransport, Transport
+from session_bot.adapters.render.announcement import announcement_renderers
 from session_bot.adapters.render.invitations import DkimConfig, MailConfig, Renderer
 from session_bot.adapters.zoom import ZoomClient
 from session_bot.app.alerts import Alerter
@@ -301,6 +302,7 @@ def build_runner(
         store=store,
         zoom=zoom,
         renderer_for=renderer_factory(settings, store, fix_calendar=True),
+        announcements=announcement_renderers(renderer_factory(settings, store)),
         transport=transport or make_transport(settings),
         clock=clock,
         sender=envelope_sender(settings, plan),

@@ -171,11 +171,20 @@ class MailingDesk:
             )
             return DeliveryReport(stuck=[f"mailing {mailing.id} ({mailing.kind}): {exc}"])
         log.info("delivering mailing %s (%s, %s)", mailing.id, mailing.kind, mailing.session_key)
+        return self.push(mailing, self._personaliser(mailing, occ, rendered, now), options)
+
+    def push(
+        self,
+        mailing: MailingRow,
+        personalise: Callable[[DeliveryRow], bytes],
+        options: DeliveryOptions,
+    ) -> DeliveryReport:
+        """The mailing's due rows through the ledger (session mails and announcements alike)."""
         return deliver_mailing(
             self._store,
             self._transport,
             mailing.id,
-            self._personaliser(mailing, occ, rendered, now),
+            personalise,
             sender=self._sender,
             clock=self._clock,
             worker=options.worker,

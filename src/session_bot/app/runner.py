@@ -4,6 +4,8 @@ Every trigger (daemon schedule, `session-bot run`, POST /admin/run, the demo) ca
 plan → due actions → perform each. ``MeetingKeeper`` (``app.meetings``) keeps each session's Zoom
 meeting, ``MailingDesk`` (``app.mailings``) renders, freezes and delivers its mailings.
 `session-bot send` calls ``Runner.send``, `session-bot deliver` ``Runner.deliver``.
+Announcements (``app.announcements``) go through the same ``deliver``: a run first freezes the
+scheduled ones whose moment has come.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from session_bot.app import announcements
 from session_bot.app.alerts import stuck_text
+from session_bot.app.announcements import AnnouncementDesk, AnnouncementRendererFor
 from session_bot.app.delivery import DeliveryReport, RateLimits
 from session_bot.app.mailings import DeliveryOptions, MailingDesk, RecipientFor, Sent
 from session_bot.app.meetings import MeetingKeeper, meeting_request
@@ -78,6 +82,7 @@ class Runner:
         progress: bool = False,
         stop: threading.Event | None = None,
         retry_wait: dt.timedelta | None = None,
+        announcements: AnnouncementRendererFor | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
@@ -93,6 +98,7 @@ class Runner:
         self.progress = progress
         self.stop = stop
         self.retry_wait = retry_wait
+        self.announcements = announcements  # None: announcements are reported, not sent
         self._meetings = MeetingKeeper(store, zoom, clock, self._alert)
         self._mailings = MailingDesk(
             store=store,
@@ -103,6 +109,9 @@ class Runner:
             recipient_for=recipient_for,
             message_id_domain=message_id_domain,
             occurrence_for=self.occurrence_for,
+        )
+        self._announcements = AnnouncementDesk(
+            store, plan, clock, recipient_for, message_id_domain, lambda: self.announcements
         )
         self._steps: dict[str, Step] = {
             "meeting": self._meeting,
@@ -130,6 +139,7 @@ class Runner:
         run_id = self.store.runs.start(trigger, now)
         try:
             self._recheck_flagged(report)
+            announcements.freeze_due(self.store, now)
             for action in actions:
                 log.info("action: %s", action.describe())
                 self._perform(action, report)
@@ -157,7 +167,12 @@ class Runner:
         return self._mailings.send(occ, row, kind, meeting, now, self._delivery_options())
 
     def deliver(self, mailing: MailingRow) -> DeliveryReport:
-        return self._mailings.deliver(mailing, self._delivery_options())
+        options = self._delivery_options()
+        if mailing.kind == announcements.KIND:
+            return self._announcements.deliver(
+                mailing, lambda m, personalise: self._mailings.push(m, personalise, options)
+            )
+        return self._mailings.deliver(mailing, options)
 
     def _perform(self, action: Action, report: RunReport) -> None:
         occ = action.occurrence

@@ -116,6 +116,23 @@ def _going_live(settings: Settings, checks: _Checks) -> None:
     store = checks.attempt("database", lambda: wiring.open_store(settings).close())
     if store:
         checks.echo(f"ok   database {settings.database_display}")
+    missing = [
+        name
+        for name, value in (
+            ("SESSION_BOT_IMPRINT_URL", settings.imprint_url),
+            ("SESSION_BOT_PRIVACY_URL", settings.privacy_url),
+        )
+        if not value
+    ]
+    if missing and not is_loopback(settings.public_url):
+        # A warning until the go-live tests that pass a public URL without these set them too;
+        # then `checks.fail("imprint and privacy notice", why)` (issue 17).
+        checks.echo(
+            f"warn imprint and privacy notice: {' and '.join(missing)} not set, but "
+            f"{settings.public_url} serves public pages and a subscribe form: German law expects "
+            "an imprint and a privacy notice wherever personal data is collected. Set both to "
+            "the organiser's pages (.env.example)."
+        )
 
 
 def _zoom(settings: Settings, checks: _Checks) -> None:

@@ -19,10 +19,12 @@ from session_bot.app.run_requests import RUN_REQUEST_KEY, RunRequest
 from session_bot.app.runner import state_from_store
 from session_bot.core.errors import LockBusy, SessionBotError, StoreError
 from session_bot.core.timeline import next_due
+from session_bot.web.archive import router as archive_router
 from session_bot.web.body_limit import BodyLimit
 from session_bot.web.console import router as console_router
 from session_bot.web.deps import Ctx, WebContext
 from session_bot.web.failures import store_failed
+from session_bot.web.public import router as public_router
 from session_bot.web.subscribe import router as subscribe_router
 from session_bot.web.zoom_webhook import router as zoom_router
 
@@ -146,4 +148,6 @@ def create_app(ctx: WebContext, *, instance: Instance | None = None) -> FastAPI:
     app.include_router(console_router)  # /admin/ pages (the bearer API above stays)
     app.include_router(subscribe_router)  # /subscribe, /confirm, /unsubscribe
     app.include_router(zoom_router)  # /zoom/webhook
+    app.include_router(public_router)  # /, /en/, /calendar.ics, /calendar/<token>.ics
+    app.include_router(archive_router)  # /archive, /en/archive
     return app

@@ -1,4 +1,10 @@
-"""Mailings: a mailing is frozen with its recipient list, one delivery row per recipient."""
+"""Mailings: a mailing is frozen with its recipient list, one delivery row per recipient.
+
+An announcement (issue 17) is a mailing without a session (``session_id`` NULL, kind
+``announcement``, numbered on its own); its texts, series and send-at moment are in ``details``.
+Its ``MailingRow.session_key`` reads ``<series>/announcement-<n>``: the series for the sender and
+the unsubscribe links; the session-based queries (``kinds_by_session``, ``of_session`` …) skip it.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +12,40 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, literal, or_, select, true, type_coerce, update
+from sqlalchemy import func, insert, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 
 from session_bot.adapters.db.database import Database
+from session_bot.adapters.db.mailing_sql import (
+    COUNTED,
+    add_recipients,
+    delivery_filter,
+    delivery_select,
+    for_announcement,
+    summary_select,
+)
 from session_bot.adapters.db.schema import UTCDateTime, deliveries, mailings, sessions, subscribers
 from session_bot.core.records import MailingRow
 
+ANNOUNCEMENT = "announcement"
+
 
 def _mailing_select() -> Any:
-    return select(mailings, sessions.c.key.label("session_key")).join(
+    return select(mailings, sessions.c.key.label("session_key")).outerjoin(
         sessions, sessions.c.id == mailings.c.session_id
     )
+
+
+def announcement_key(details: str | None, sequence: int) -> str:
+    series = json.loads(details).get("series", "") if details else ""
+    return f"{series}/{ANNOUNCEMENT}-{sequence}"
 
 
 def _mailing_row(r: Any) -> MailingRow:
     return MailingRow(
         id=r.id,
-        session_id=r.session_id,
-        session_key=r.session_key,
+        session_id=r.session_id or 0,
+        session_key=r.session_key or announcement_key(r.details, r.sequence),
         kind=r.kind,
         sequence=r.sequence,
         created_at=r.created_at,
@@ -68,26 +89,61 @@ class MailingRepository:
             ).inserted_primary_key
             assert inserted is not None
             mailing_id = inserted[0]
-            src = select(
-                literal(mailing_id),
-                subscribers.c.id,
-                subscribers.c.email,
-                literal("pending"),
-                literal(0),
-            ).where(subscribers.c.status == "confirmed")
-            c.execute(
-                insert(deliveries).from_select(
-                    ["mailing_id", "subscriber_id", "email", "status", "attempts"], src
-                )
-            )
-            # Counted, not taken from rowcount: psycopg reports -1 for INSERT … SELECT.
-            n = c.execute(
-                select(func.count())
-                .select_from(deliveries)
-                .where(deliveries.c.mailing_id == mailing_id)
-            ).scalar_one()
-            c.execute(update(mailings).where(mailings.c.id == mailing_id).values(recipients=n))
+            add_recipients(c, mailing_id)
         return int(mailing_id), True
+
+    def create_announcement(
+        self, details: dict[str, Any], now: dt.datetime, *, freeze: bool
+    ) -> tuple[int, int]:
+        """A new announcement numbered after the last one; (mailing_id, number). ``freeze``:
+        with its recipients now; else they are frozen by ``freeze_announcement`` when due."""
+        for _ in range(20):  # two organisers at once: the unique index hands out each number once
+            with self._db.begin() as c:
+                last = c.execute(
+                    select(func.max(mailings.c.sequence)).where(
+                        mailings.c.session_id.is_(None), mailings.c.kind == ANNOUNCEMENT
+                    )
+                ).scalar()
+                number = int(last or 0) + 1
+                values = {**details, "frozen_at": now.isoformat()} if freeze else details
+                try:
+                    with c.begin_nested():
+                        inserted = c.execute(
+                            insert(mailings).values(
+                                session_id=None,
+                                kind=ANNOUNCEMENT,
+                                sequence=number,
+                                created_at=now,
+                                recipients=0,
+                                details=json.dumps(values, ensure_ascii=False),
+                            )
+                        ).inserted_primary_key
+                except IntegrityError:
+                    continue
+                assert inserted is not None
+                if freeze:
+                    add_recipients(c, inserted[0])
+            return int(inserted[0]), number
+        raise AssertionError("no announcement number free after 20 tries")
+
+    def freeze_announcement(self, mailing_id: int, now: dt.datetime) -> bool:
+        """Freeze a scheduled announcement's recipients (the confirmed subscribers now); False
+        if it was frozen before. The conditional update lets one of two callers do it."""
+        with self._db.begin() as c:
+            raw = c.execute(select(mailings.c.details).where(mailings.c.id == mailing_id)).scalar()
+            details = dict(json.loads(raw)) if raw else {}
+            if "frozen_at" in details:
+                return False
+            details["frozen_at"] = now.isoformat()
+            done = c.execute(
+                update(mailings)
+                .where(mailings.c.id == mailing_id, mailings.c.details == raw)
+                .values(details=json.dumps(details, ensure_ascii=False), created_at=now)
+            ).rowcount
+            if done != 1:
+                return False
+            add_recipients(c, mailing_id)
+        return True
 
     def add_delivery(self, mailing_id: int, subscriber_id: int) -> bool:
         """Add one recipient to a frozen mailing (late confirmation); False if already there."""
@@ -263,13 +319,16 @@ class MailingRepository:
         """Every mailing (or the one asked for), newest first, with its session's date and start
         and its rows counted: sent, pending (incl. sending), failed, bounced (the failed rows
         that bounced hard: a 55x answer or a subscriber set aside as bounced), skipped."""
-        q = _summary_select()
+        q = summary_select()
         if mailing_id is not None:
             q = q.where(mailings.c.id == mailing_id)
         with self._db.connect() as c:
             rows = c.execute(q).all()
         return [
-            {k: (int(v or 0) if k in _COUNTED else v) for k, v in r._mapping.items()} for r in rows
+            for_announcement(
+                {k: (int(v or 0) if k in COUNTED else v) for k, v in r._mapping.items()}
+            )
+            for r in rows
         ]
 
     def delivery_page(
@@ -285,102 +344,11 @@ class MailingRepository:
         their mailing, session and ``hard`` (bounced hard), and how many rows match in all.
 
         ``state``: a delivery status, ``pending`` (with ``sending``) or ``bounced``."""
-        where = _delivery_filter(mailing_id, email, state)
+        where = delivery_filter(mailing_id, email, state)
         joined = deliveries.join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
         with self._db.connect() as c:
             total = c.execute(select(func.count()).select_from(joined).where(where)).scalar_one()
             rows = c.execute(
-                _delivery_select().where(where).offset(max(offset, 0)).limit(limit)
+                delivery_select().where(where).offset(max(offset, 0)).limit(limit)
             ).all()
-        return int(total), [{**r._mapping, "hard": bool(r.hard)} for r in rows]
-
-
-_COUNTED = ("sent", "pending", "failed", "bounced", "skipped")
-
-
-def _hard_bounce() -> Any:
-    return (deliveries.c.status == "failed") & or_(
-        subscribers.c.status == "bounced", deliveries.c.last_code.between(550, 559)
-    )
-
-
-def _summary_select() -> Any:
-    def count(condition: Any, name: str) -> Any:
-        return func.sum(case((condition, 1), else_=0)).label(name)
-
-    status = deliveries.c.status
-    counts = (
-        select(
-            deliveries.c.mailing_id,
-            count(status == "sent", "sent"),
-            count(status.in_(("pending", "sending")), "pending"),
-            count(status == "failed", "failed"),
-            count(_hard_bounce(), "bounced"),
-            count(status == "skipped", "skipped"),
-        )
-        .select_from(deliveries.join(subscribers, subscribers.c.id == deliveries.c.subscriber_id))
-        .group_by(deliveries.c.mailing_id)
-        .subquery()
-    )
-    return (
-        select(
-            mailings.c.id,
-            mailings.c.kind,
-            mailings.c.sequence,
-            mailings.c.created_at,
-            mailings.c.recipients,
-            mailings.c.finished_at,
-            sessions.c.key.label("session_key"),
-            sessions.c.date.label("session_date"),
-            sessions.c.start_utc.label("session_start"),
-            *(counts.c[name] for name in _COUNTED),
-        )
-        .join(sessions, sessions.c.id == mailings.c.session_id)
-        .outerjoin(counts, counts.c.mailing_id == mailings.c.id)
-        .order_by(mailings.c.created_at.desc(), mailings.c.id.desc())
-    )
-
-
-def _delivery_filter(mailing_id: int | None, email: str | None, state: str | None) -> Any:
-    where: list[Any] = []
-    if mailing_id is not None:
-        where.append(deliveries.c.mailing_id == mailing_id)
-    if email is not None:
-        key = email.strip().lower()
-        where.append(or_(func.lower(deliveries.c.email) == key, subscribers.c.email_key == key))
-    if state == "bounced":
-        where.append(_hard_bounce())
-    elif state == "pending":
-        where.append(deliveries.c.status.in_(("pending", "sending")))
-    elif state is not None:
-        where.append(deliveries.c.status == state)
-    return and_(true(), *where)
-
-
-def _delivery_select() -> Any:
-    return (
-        select(
-            deliveries.c.id,
-            deliveries.c.mailing_id,
-            deliveries.c.email,
-            deliveries.c.status,
-            deliveries.c.attempts,
-            deliveries.c.next_attempt_at,
-            deliveries.c.last_code,
-            deliveries.c.last_response,
-            deliveries.c.sent_at,
-            _hard_bounce().label("hard"),
-            mailings.c.kind,
-            mailings.c.sequence,
-            mailings.c.created_at,
-            sessions.c.key.label("session_key"),
-            sessions.c.date.label("session_date"),
-            sessions.c.start_utc.label("session_start"),
-        )
-        .select_from(
-            deliveries.join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-            .join(mailings, mailings.c.id == deliveries.c.mailing_id)
-            .join(sessions, sessions.c.id == mailings.c.session_id)
-        )
-        .order_by(mailings.c.created_at.desc(), mailings.c.id.desc(), deliveries.c.id)
-    )
+        return int(total), [for_announcement({**r._mapping, "hard": bool(r.hard)}) for r in rows]

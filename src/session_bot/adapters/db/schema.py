@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 UTC = dt.UTC
@@ -106,8 +107,9 @@ mailings = Table(
     "mailings",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("session_id", ForeignKey("sessions.id"), nullable=False),
-    # invitation | reminder | update | cancellation | late-invitation
+    # None for an announcement: a one-off mail to the list, about no session (issue 17).
+    Column("session_id", ForeignKey("sessions.id"), nullable=True),
+    # invitation | reminder | update | cancellation | late-invitation | announcement
     Column("kind", String(20), nullable=False),
     Column("sequence", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -116,6 +118,15 @@ mailings = Table(
     # JSON: what this mailing says beyond the plan (per-language change lines, reason).
     Column("details", Text),
     UniqueConstraint("session_id", "kind", "sequence", name="uq_mailing"),
+    # NULLs are distinct in uq_mailing: an announcement's number is unique by this index.
+    Index(
+        "uq_mailing_announcement",
+        "kind",
+        "sequence",
+        unique=True,
+        sqlite_where=text("session_id IS NULL"),
+        postgresql_where=text("session_id IS NULL"),
+    ),
 )
 
 deliveries = Table(

@@ -88,9 +88,23 @@ def session_context(
         "changes": list(changes or []),
         "test_send": test_send,
         "public_url": public_url,
+        "subscribe_url": subscribe_url(public_url),
         "signature": signature(occ.series, language),
         "_zone": occ.series.zone,  # for the format_time filter
     }
+
+
+def subscribe_url(public_url: str) -> str:
+    """The subscribe page's address, ``{{ subscribe_url }}`` in every mail template."""
+    return public_url.rstrip("/") + "/subscribe"
+
+
+def with_subscribe_url(ctx: dict[str, Any]) -> dict[str, Any]:
+    """``ctx`` with ``subscribe_url`` from its ``public_url`` (the confirmation's and an
+    announcement's contexts are built elsewhere; every mail template sees the variable)."""
+    if "subscribe_url" in ctx or not isinstance(ctx.get("public_url"), str):
+        return ctx
+    return {**ctx, "subscribe_url": subscribe_url(ctx["public_url"])}
 
 
 def signature(series: Series, language: str) -> str | None:
@@ -122,6 +136,7 @@ def render_texts(
 ) -> tuple[str, str, str]:
     """Subject, text and HTML; personal values as tokens unless ``recipient`` is given."""
     personal_text, personal_html = _personal_values(templates, lang, recipient, preview_url)
+    ctx = with_subscribe_url(ctx)
     txt_name = f"{lang}/{kind}.txt"
     subject = clean_line(templates.block(txt_name, "subject", ctx))
     text = _one_trailing_newline(templates.render(txt_name, {**ctx, **personal_text}))

@@ -153,6 +153,18 @@ class Mailings(Protocol):
         """Add one recipient to a frozen mailing (late confirmation); False if already there."""
         ...
 
+    def create_announcement(
+        self, details: dict[str, Any], now: dt.datetime, *, freeze: bool
+    ) -> tuple[int, int]:
+        """A new announcement (a mailing without a session), numbered after the last one;
+        (mailing_id, number). ``freeze``: with its recipients now; else they are frozen by
+        ``freeze_announcement`` when it is due."""
+        ...
+
+    def freeze_announcement(self, mailing_id: int, now: dt.datetime) -> bool:
+        """Freeze a scheduled announcement's recipients; False if it was frozen before."""
+        ...
+
     def open(self) -> list[MailingRow]: ...
 
     def get(self, mailing_id: int) -> MailingRow: ...

@@ -61,6 +61,9 @@ LABELS = {
     "closing": "Schlusstext",
     "subscribe_note": "Hinweis zur Anmeldung",
     "signature": "Signatur",
+    "materials": "Materialien",
+    "url": "Adresse",
+    "kind": "Art",
 }
 _TIMES = ("start", "invitation_time", "reminder_time")
 _UNITS = {"duration": "Minuten", "invitation_days": "Tage", "reminder_days": "Tage"}
@@ -78,13 +81,23 @@ _LISTS = {
     "exceptions": "als Liste von Daten, z. B. [2025-12-31]",
     "breaks": "als Liste von Monatszahlen, z. B. [8] für August",
     "alternative_hosts": "als Liste von E-Mail-Adressen, z. B. [name@beispiel.de]",
+    "materials": "als Liste, jedes Material in einer Zeile mit `- title: …` und darunter "
+    "`url: https://…` (dazu, wenn gewünscht, `kind: slides`, `recording`, `documentation` oder "
+    "`other`)",
 }
 _PATTERNS = {
     "email": "keine gültige E-Mail-Adresse; bitte wie „name@beispiel.de“ schreiben",
     "id": "bitte nur Kleinbuchstaben, Ziffern und Bindestriche (am Anfang kein Bindestrich, "
     "höchstens 40 Zeichen), z. B. „willkommen“",
+    "title": "darf nicht leer sein",
 }
 _LANGUAGES = {"de": "Deutsch", "en": "Englisch"}
+_MATERIAL_KINDS = {
+    "slides": "Folien",
+    "recording": "Aufzeichnung",
+    "documentation": "Dokumentation",
+    "other": "sonstiges Material",
+}
 WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
 MONTHS = (
     "Januar",
@@ -188,6 +201,8 @@ def problem_text(
     head = f"{name} {quoted(raw)}" if raw is not None else name
     if kind == "value_error":
         return msg.removeprefix("Value error, ")
+    if key == "url" and kind == "string_pattern_mismatch":
+        return f"{head}: {_url_hint(raw)}"
     if key in _TIMES and kind in ("string_type", "string_pattern_mismatch"):
         return f"{head}: {_time_hint(raw)}"
     if kind in ("int_parsing", "int_type", "int_from_float", "float_parsing"):
@@ -212,9 +227,26 @@ def problem_text(
         return f"{name}: darf nicht leer sein"
     if kind == "string_too_long":
         return f"{name}: ist {len(raw or '')} Zeichen lang; höchstens {ctx.get('max_length')}"
+    if kind == "too_long":
+        count = f" (hier {ctx['actual_length']})" if ctx.get("actual_length") else ""
+        return f"{name}: höchstens {ctx.get('max_length')} Einträge{count}"
     if kind == "too_short":
         return f"{name}: bitte mindestens {ctx.get('min_length')} Eintrag/Einträge"
     return f"{head}: ungültiger Wert ({msg})"
+
+
+def _url_hint(raw: str | None) -> str:
+    """What a material's address should look like: https only (the archive is public)."""
+    if (raw or "").strip().lower().startswith("http://"):
+        fixed = "https://" + (raw or "").strip()[len("http://") :]
+        return (
+            "bitte eine sichere Adresse mit https:// angeben; http:// ist nicht möglich "
+            f"(meist genügt „{fixed}“)"
+        )
+    return (
+        "bitte eine vollständige Adresse mit https:// angeben, z. B. "
+        "„https://beispiel.de/folien.pdf“"
+    )
 
 
 def _bound(kind: str, key: str | None, ctx: Mapping[str, Any]) -> str:
@@ -232,7 +264,11 @@ def _bound(kind: str, key: str | None, ctx: Mapping[str, Any]) -> str:
 def _choices(key: str | None, ctx: Mapping[str, Any]) -> str:
     expected = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
     words = [
-        f"„{e}“ ({_LANGUAGES[e]})" if key == "language" and e in _LANGUAGES else f"„{e}“"
+        f"„{e}“ ({_LANGUAGES[e]})"
+        if key == "language" and e in _LANGUAGES
+        else f"„{e}“ ({_MATERIAL_KINDS[e]})"
+        if key == "kind" and e in _MATERIAL_KINDS
+        else f"„{e}“"
         for e in expected
     ]
     return f"bitte {_or(words)}" if words else "dieser Wert ist hier nicht möglich"
@@ -244,6 +280,13 @@ def _mapping_expected(key: str | None, raw: str | None, *, in_list: bool) -> str
         return (
             f"Referierende: jede Person bitte mit `- name: …` schreiben{person} (dazu, wenn "
             "gewünscht, `role: …` und `organisation: …` darunter)"
+        )
+    if key == "materials" and in_list:
+        link = f", nicht nur {quoted(raw)}" if raw is not None else ""
+        return (
+            f"Materialien: jedes bitte mit `- title: …` und darunter `url: https://…` "
+            f"schreiben{link} (dazu, wenn gewünscht, `kind: slides`, `recording`, "
+            "`documentation` oder `other`)"
         )
     if key == "sessions":
         return (

@@ -25,6 +25,9 @@ from session_bot.core.errors import PlanError
 from session_bot.core.plan.rule import check_rule
 
 _HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+# An https address with a host (no user:password@); what follows the host is free.
+_HTTPS = r"^https://[^\s/?#@:]+(:\d{1,5})?([/?#]\S*)?$"
+MAX_MATERIALS = 20
 
 
 class _Model(BaseModel):
@@ -40,6 +43,14 @@ class Speaker(_Model):
 class Person(_Model):
     name: str = Field(min_length=1)
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Material(_Model):
+    """A link shown with a past session in the archive: slides, a recording, documentation."""
+
+    title: str = Field(min_length=1, max_length=300, pattern=r"\S")
+    url: str = Field(max_length=2000, pattern=_HTTPS)
+    kind: Literal["slides", "recording", "documentation", "other"] = "other"
 
 
 class ContentTranslation(_Model):
@@ -69,6 +80,8 @@ class SessionContent(_Model):
     note: str | None = None
     # A session on a date the series' rule does not give (else the plan is refused).
     extra: bool = False
+    # Links for the archive once the session took place (slides, recording, documentation).
+    materials: tuple[Material, ...] = Field((), max_length=MAX_MATERIALS)
     translations: dict[Literal["de", "en"], ContentTranslation] = Field(default_factory=dict)
 
     @field_validator("intro", mode="before")

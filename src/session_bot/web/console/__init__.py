@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from session_bot.web.console import audit, auth, mailings, overview, run, sessions, subscribers
+from session_bot.web.console import (
+    announcements,
+    audit,
+    auth,
+    mailings,
+    overview,
+    run,
+    sessions,
+    subscribers,
+)
 
 router = APIRouter()
 router.include_router(auth.router)
@@ -13,5 +22,6 @@ router.include_router(overview.router)
 router.include_router(sessions.router)
 router.include_router(run.router)
 router.include_router(mailings.router)
+router.include_router(announcements.router)
 router.include_router(subscribers.router)
 router.include_router(audit.router)
