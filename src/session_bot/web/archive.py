@@ -9,7 +9,6 @@ with an ETag and ``max-age=300``. No JavaScript.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from typing import Any
 
 from babel.dates import format_date
@@ -19,10 +18,10 @@ from fastapi.responses import RedirectResponse, Response
 from session_bot.core.plan import Occurrence, Plan, SessionContent, localize, occurrences
 from session_bot.web.deps import Ctx, WebContext
 from session_bot.web.pages import render_page
+from session_bot.web.public import cached
 
 router = APIRouter()
 
-CACHE = "public, max-age=300"
 ARCHIVE_DAYS = 731  # two years back (a leap day included)
 _PATHS = {"de": "/archive", "en": "/en/archive"}
 _HOMES = {"de": "/", "en": "/en/"}
@@ -53,16 +52,7 @@ def archive_page(request: Request, ctx: WebContext, lang: str) -> Response:
         home_url=_HOMES[lang],
         subscribe_url="/subscribe" if lang == "de" else f"/subscribe?lang={lang}",
     )
-    body = bytes(page.body)
-    tag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    headers = {k: v for k, v in page.headers.items() if k.lower() not in _NOT_COPIED}
-    headers.update({"Cache-Control": CACHE, "ETag": tag})
-    if _matches(request.headers.get("if-none-match"), tag):
-        return Response(status_code=304, headers=headers)
-    return Response(body, 200, headers=headers, media_type=page.media_type)
-
-
-_NOT_COPIED = ("content-length", "content-type", "cache-control")
+    return cached(request, bytes(page.body), page.headers, page.media_type)
 
 
 def past_sessions(plan: Plan, now: dt.datetime) -> list[Occurrence]:
@@ -98,10 +88,3 @@ def _session_view(occ: Occurrence, lang: str) -> dict[str, Any]:
             {"title": m.title.strip(), "url": m.url, "kind": m.kind} for m in original.materials
         ],
     }
-
-
-def _matches(header: str | None, tag: str) -> bool:
-    if not header:
-        return False
-    offered = [part.strip().removeprefix("W/") for part in header.split(",")]
-    return "*" in offered or tag in offered

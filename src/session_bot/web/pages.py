@@ -13,6 +13,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -42,14 +43,33 @@ class Pages:
 def pages() -> Pages:
     """The templates, texts and stylesheet, loaded once."""
     folder = default_templates_dir() / "web"
-    env = jinja2.Environment(
+    env = page_environment(folder)
+    texts = merged_texts(folder)
+    css = (folder / "style.css").read_text("utf-8")
+    csp = (
+        f"default-src 'none'; style-src {style_hash(css)}; img-src data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    versions = {
+        lang: f"{lang}-{hashlib.sha256(' '.join(t['consent'].split()).encode()).hexdigest()[:12]}"
+        for lang, t in texts.items()
+    }
+    return Pages(env, texts, css, csp, versions)
+
+
+def page_environment(folder: Path) -> jinja2.Environment:
+    """The Jinja2 environment of a folder of pages (the subscriber pages, the console)."""
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    # texts.yaml and one texts_<area>.yaml per group of pages, merged.
+
+
+def merged_texts(folder: Path) -> dict[str, dict[str, str]]:
+    """texts.yaml and one texts_<area>.yaml per group of pages, merged; every key in de and en."""
     texts: dict[str, dict[str, str]] = {"de": {}, "en": {}}
     for file in sorted(folder.glob("texts*.yaml")):
         part: dict[str, dict[str, str]] = yaml.safe_load(file.read_text("utf-8"))
@@ -61,17 +81,12 @@ def pages() -> Pages:
             )
         for lang in ("de", "en"):
             texts[lang].update(part[lang])
-    css = (folder / "style.css").read_text("utf-8")
-    digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
-    csp = (
-        f"default-src 'none'; style-src 'sha256-{digest}'; img-src data:; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    )
-    versions = {
-        lang: f"{lang}-{hashlib.sha256(' '.join(t['consent'].split()).encode()).hexdigest()[:12]}"
-        for lang, t in texts.items()
-    }
-    return Pages(env, texts, css, csp, versions)
+    return texts
+
+
+def style_hash(css: str) -> str:
+    """The CSP source that allows exactly this inlined stylesheet."""
+    return f"'sha256-{base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()}'"
 
 
 def texts(lang: str) -> Mapping[str, str]:

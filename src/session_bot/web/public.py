@@ -10,9 +10,7 @@ and ``max-age=300``, so a proxy or the browser answers most requests.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -29,7 +27,7 @@ from session_bot.core.plan import Occurrence, Series, SessionContent, localize, 
 from session_bot.core.timeline import upcoming
 from session_bot.core.tokens import make_token, read_token
 from session_bot.web.deps import Ctx, WebContext
-from session_bot.web.pages import pages, render_page, series_title, texts
+from session_bot.web.pages import pages, render_page, series_title, style_hash, texts
 
 router = APIRouter()
 
@@ -94,12 +92,11 @@ def home_page(request: Request, ctx: WebContext, lang: str) -> Response:
 
 def page_csp(style: str, logo_url: str | None) -> str:
     """The pages' policy plus this page's own style block and the logo's origin."""
-    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
     directives = [d.strip() for d in pages().csp.split(";") if d.strip()]
     out = []
     for d in directives:
         if d.startswith("style-src "):
-            d += f" 'sha256-{digest}'"
+            d += f" {style_hash(style)}"
         elif d.startswith("img-src ") and logo_url:
             parts = urlsplit(logo_url)
             d += f" {parts.scheme}://{parts.netloc}"

@@ -7,10 +7,8 @@ SameSite=Lax, limited to /admin and Secure whenever the public URL is https.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import functools
-import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
@@ -19,7 +17,6 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
-import yaml
 from babel.dates import format_datetime
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -31,7 +28,13 @@ from session_bot.core.console import ConsoleSession
 from session_bot.core.errors import SessionBotError
 from session_bot.web.client_address import client_address
 from session_bot.web.deps import WebContext
-from session_bot.web.pages import page_language, series_title
+from session_bot.web.pages import (
+    merged_texts,
+    page_environment,
+    page_language,
+    series_title,
+    style_hash,
+)
 
 SESSION_COOKIE = "sb_console"
 FORM_COOKIE = "sb_form"  # the sign-in form's double-submit token
@@ -49,27 +52,13 @@ class Look:
 @functools.cache
 def look() -> Look:
     folder = default_templates_dir() / "console"
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(folder)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    # texts.yaml and one texts_<area>.yaml per group of pages, merged; German and English each.
-    texts: dict[str, dict[str, str]] = {"de": {}, "en": {}}
-    for file in sorted(folder.glob("texts*.yaml")):
-        part: dict[str, dict[str, str]] = yaml.safe_load(file.read_text("utf-8"))
-        if set(part) != {"de", "en"} or set(part["de"]) ^ set(part["en"]):
-            raise SessionBotError(f"{file}: every text needs de and en")
-        for lang in ("de", "en"):
-            texts[lang].update(part[lang])
     css = (folder / "console.css").read_text("utf-8")
-    digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
     csp = (
-        f"default-src 'none'; style-src 'sha256-{digest}'; img-src data:; form-action 'self'; "
+        f"default-src 'none'; style-src {style_hash(css)}; img-src data:; form-action 'self'; "
         "frame-src 'self'; frame-ancestors 'self'; base-uri 'none'"
     )
+    env = page_environment(folder)
+    texts = merged_texts(folder)
     return Look(env, texts, css, csp)
 
 
