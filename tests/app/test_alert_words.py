@@ -55,6 +55,7 @@ series:
     start: "12:30"
     timezone: Europe/Berlin
     language: {language}
+    updates: automatic
     organiser:
       name: Kristina Neumann
       email: kristina.neumann@example.org

@@ -19,9 +19,11 @@ from session_bot.core.plan import parse_plan
 from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.settings import Settings
 from tests.conftest import EXAMPLE_PLAN, ROOT, SEED_INVITATION_AT, SEED_JOIN_HOST, SEED_MEETING
+from tests.support.plans import automatic_updates
 from tests.support.smtp_server import Received, SmtpServer
 
-BASE = EXAMPLE_PLAN.read_text(encoding="utf-8")
+# These tests follow the mail itself: changes go out with the next run (no review).
+BASE = automatic_updates(EXAMPLE_PLAN.read_text(encoding="utf-8"))
 SESSION = "      2025-02-26:\n"
 
 

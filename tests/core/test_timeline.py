@@ -10,10 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from session_bot.core.plan import load_plan, parse_plan
+from session_bot.core.review import review_fingerprint
 from session_bot.core.timeline import SessionState, due_actions, next_due
+from tests.support.plans import automatic_updates
 
 BERLIN = ZoneInfo("Europe/Berlin")
-PLAN = load_plan(Path(__file__).parents[2] / "examples" / "willkommen.yaml")
+EXAMPLE = Path(__file__).parents[2] / "examples" / "willkommen.yaml"
+PLAN = load_plan(EXAMPLE)
 KEY = "willkommen/2025-02-26"
 
 
@@ -71,14 +74,28 @@ def test_next_due_is_the_next_invitation_or_reminder() -> None:
     assert next_due(at(2025, 2, 12, 9, 5), PLAN, invited) == at(2025, 2, 25, 9)
 
 
-def test_changed_plan_after_invitation_means_an_update() -> None:
-    occ_fp = {"start": "2025-02-26T12:30:00+01:00", "duration": 60, "topic": "old", "speakers": []}
-    st_ = {
-        KEY: SessionState(
-            meeting_id=1, mailings={"invitation": at(2025, 2, 12, 9)}, announced=occ_fp
-        )
-    }
-    assert ("update", KEY) in kinds(at(2025, 2, 13, 9), st_)
+OLD_FP = {"start": "2025-02-26T12:30:00+01:00", "duration": 60, "topic": "old", "speakers": []}
+
+
+def _invited(**extra: object) -> dict[str, SessionState]:
+    mailings = {"invitation": at(2025, 2, 12, 9)}
+    return {KEY: SessionState(meeting_id=1, mailings=mailings, announced=OLD_FP, **extra)}  # type: ignore[arg-type]
+
+
+def test_changed_plan_after_invitation_means_an_update_in_an_automatic_series() -> None:
+    plan = parse_plan(automatic_updates(EXAMPLE.read_text()), "x.yaml")
+    acts = due_actions(at(2025, 2, 13, 9), plan, _invited())
+    assert ("update", KEY) in [(a.kind, a.occurrence.key) for a in acts]
+
+
+def test_a_change_in_a_reviewed_series_waits_until_the_organiser_sends_it() -> None:
+    assert ("update", KEY) not in kinds(at(2025, 2, 13, 9), _invited())
+    occ = next(a.occurrence for a in due_actions(at(2025, 2, 12, 9), PLAN, {}))
+    sent = _invited(approved=review_fingerprint(occ))
+    assert ("update", KEY) in kinds(at(2025, 2, 13, 9), sent)
+    # Approved for other details than the plan now has: pending again, not mailed.
+    stale = _invited(approved={**review_fingerprint(occ), "topic": "yet another"})
+    assert ("update", KEY) not in kinds(at(2025, 2, 13, 9), stale)
 
 
 @settings(max_examples=60, deadline=None)

@@ -27,6 +27,7 @@ from session_bot.core.errors import LockBusy
 from session_bot.daemon.service import Daemon
 from session_bot.settings import Settings
 from tests.conftest import EXAMPLE_PLAN, SEED_INVITATION_AT
+from tests.support.plans import automatic_updates
 from tests.support.settings import make_settings as settings_in
 from tests.support.smtp_server import CollectingHandler, SmtpServer
 from tests.support.waiting import wait_for
@@ -304,7 +305,7 @@ def test_a_plan_change_that_makes_something_due_is_acted_on_at_once(
     """Issue 19: not at the next hourly tick."""
     daemon, settings, _ = running
     wait_for(lambda: daemon.store.mailings.delivery_counts() == {"sent": 3}, "the invitations")
-    text = settings.plan.read_text(encoding="utf-8")
+    text = automatic_updates(settings.plan.read_text(encoding="utf-8"))
     settings.plan.write_text(
         text.replace(
             "      2025-02-26:\n",

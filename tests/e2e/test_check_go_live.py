@@ -16,6 +16,10 @@ from tests.e2e.test_cli import cli
 from tests.support.smtp_server import SmtpServer
 
 INVITATION_MOMENT = "2025-02-12T09:00:00+01:00"
+LEGAL = {
+    "SESSION_BOT_IMPRINT_URL": "https://willkommen.example.org/impressum",
+    "SESSION_BOT_PRIVACY_URL": "https://willkommen.example.org/datenschutz",
+}
 
 
 def _zoom(sandbox: ZoomSandbox) -> dict[str, str]:
@@ -72,11 +76,42 @@ def test_smtp_with_a_loopback_public_url_fails_and_a_real_one_passes(tmp_path: P
         bad = cli(tmp_path, "check", "--plan", str(EXAMPLE_PLAN), env=env)
         good = cli(
             tmp_path, "check", "--plan", str(EXAMPLE_PLAN),
-            env={**env, "SESSION_BOT_PUBLIC_URL": "https://willkommen.example.org"},
+            env={**env, **LEGAL, "SESSION_BOT_PUBLIC_URL": "https://willkommen.example.org"},
         )  # fmt: skip
     assert bad.returncode == 2 and [f[:15] for f in _failures(bad)] == ["FAIL public URL"]
     assert good.returncode == 0, good.stdout + good.stderr
     assert "ok   SMTP" in good.stdout
+    assert not [line for line in good.stdout.splitlines() if line.startswith("warn")]
+
+
+def test_a_public_deployment_without_imprint_and_privacy_notice_is_warned_about(
+    tmp_path: Path,
+) -> None:
+    with SmtpServer() as smtp:
+        env = {
+            "SESSION_BOT_SMTP_HOST": smtp.host,
+            "SESSION_BOT_SMTP_PORT": str(smtp.port),
+            "SESSION_BOT_SMTP_TLS": "none",
+            "SESSION_BOT_PUBLIC_URL": "https://willkommen.example.org",
+        }
+        missing = cli(tmp_path, "check", "--plan", str(EXAMPLE_PLAN), env=env)
+        half = cli(
+            tmp_path, "check", "--plan", str(EXAMPLE_PLAN),
+            env={**env, "SESSION_BOT_IMPRINT_URL": LEGAL["SESSION_BOT_IMPRINT_URL"]},
+        )  # fmt: skip
+        both = cli(tmp_path, "check", "--plan", str(EXAMPLE_PLAN), env={**env, **LEGAL})
+    # A warning: the check still passes (the organiser writes these pages, not session-bot).
+    assert missing.returncode == 0 and _failures(missing) == []
+    (line,) = [x for x in missing.stdout.splitlines() if x.startswith("warn")]
+    assert line.startswith(
+        "warn imprint and privacy notice: SESSION_BOT_IMPRINT_URL and SESSION_BOT_PRIVACY_URL "
+        "not set, but https://willkommen.example.org is public"
+    )
+    assert "Impressum" in line and "Datenschutzerklärung" in line and "German law" in line
+    (line,) = [x for x in half.stdout.splitlines() if x.startswith("warn")]
+    assert "SESSION_BOT_PRIVACY_URL not set" in line and "IMPRINT_URL" not in line
+    assert both.returncode == 0
+    assert not [x for x in both.stdout.splitlines() if x.startswith("warn")]
 
 
 @pytest.mark.parametrize(

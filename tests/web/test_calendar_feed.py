@@ -7,8 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import html
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,6 +25,7 @@ from session_bot import wiring
 from session_bot.adapters.clock import ManualClock
 from session_bot.adapters.db.store import Store
 from session_bot.adapters.mail import MaildirTransport
+from session_bot.app.subscriber_tokens import unsubscribe_token
 from session_bot.core.plan import Plan, load_plan
 from session_bot.core.tokens import make_token
 from session_bot.sandbox.zoom import ZoomSandbox
@@ -29,8 +33,11 @@ from session_bot.settings import Settings
 from session_bot.web.app import create_app
 from session_bot.web.deps import WebContext
 from session_bot.web.public import private_feed_url
-from tests.support.settings import EXAMPLE_PLAN, SECRET_KEY, make_settings
+from tests.support.plans import automatic_updates
+from tests.support.settings import EXAMPLE_PLAN, PUBLIC_URL, SECRET_KEY, make_settings
+from tests.support.waiting import wait_for
 from tests.support.web_server import ServerThread
+from tests.support.web_subscribe import confirm_link
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = dt.datetime(2025, 2, 12, 9, 0, tzinfo=BERLIN)
@@ -50,7 +57,8 @@ class World:
 
     def write_plan(self, old: str = "", new: str = "") -> None:
         text = self.plan_file.read_text(encoding="utf-8") if self.plans else None
-        text = text or EXAMPLE_PLAN.read_text(encoding="utf-8")
+        # Changes are mailed by the next run here (no review): the feed follows the mails.
+        text = text or automatic_updates(EXAMPLE_PLAN.read_text(encoding="utf-8"))
         # Invitations 45 days ahead: at NOW both February's and March's session are invited.
         text = text.replace("invitation_days: 14", "invitation_days: 45")
         assert old in text
@@ -245,3 +253,53 @@ def test_the_private_feed_carries_the_join_link_and_refuses_others(world: World)
             answer = httpx.get(f"{server.url}/calendar/{token}.ics")
             assert answer.status_code == 404, token
             assert link not in answer.text
+
+
+def _mail_to(world: World, address: str) -> EmailMessage | None:
+    for path in (world.settings.resolved_outbox / "new").iterdir():
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        if address in str(msg["To"]):
+            return msg
+    return None
+
+
+def _own_feed(page: str) -> tuple[str, str]:
+    """The private feed's https and webcal address as the page offers them."""
+    assert "Alle Termine im eigenen Kalender (mit Zoom-Link)" in page
+    https = re.findall(r'href="(https://[^"]+/calendar/[^"]+\.ics)"', page)
+    webcal = re.findall(r'href="(webcal://[^"]+/calendar/[^"]+\.ics)"', page)
+    assert len(https) == 1 and len(webcal) == 1, page
+    return html.unescape(https[0]), html.unescape(webcal[0])
+
+
+def test_the_confirmation_page_offers_the_private_feed_with_the_join_link(world: World) -> None:
+    world.run()
+    link = join_url(world)
+    with world.server() as server:
+        sent = httpx.post(f"{server.url}/subscribe", data={"email": "carla@example.org"})
+        assert sent.status_code == 200
+        mail = wait_for(lambda: _mail_to(world, "carla@example.org"), "the confirmation mail")
+        token_path = "/confirm/" + confirm_link(mail).rsplit("/confirm/", 1)[1]
+        page = httpx.post(f"{server.url}{token_path}").text
+        assert "Anmeldung bestätigt" in page
+        https, webcal = _own_feed(page)
+        assert https.startswith(f"{PUBLIC_URL}/calendar/")
+        assert webcal == "webcal://" + https.removeprefix("https://")
+        # Opening the confirm link again, or the unsubscribe page, shows the same address.
+        assert _own_feed(httpx.get(f"{server.url}{token_path}").text)[0] == https
+        carla = world.store.subscribers.get("carla@example.org")
+        assert carla is not None and carla["status"] == "confirmed"
+        leave = f"{server.url}/unsubscribe/{unsubscribe_token(SECRET_KEY, carla['id'])}"
+        assert _own_feed(httpx.get(leave).text)[0] == https
+
+        feed = httpx.get(server.url + https.removeprefix(PUBLIC_URL))
+        assert feed.status_code == 200
+        assert str(events_by_uid(feed.content)[FIRST]["URL"]) == link
+        public = httpx.get(f"{server.url}/calendar.ics").text
+        assert link not in public  # the setting does not allow it in the public feed
+
+        # After leaving, neither the page nor the feed gives anything away.
+        assert httpx.post(leave).status_code == 200
+        assert "eigenen Kalender" not in httpx.get(leave).text
+        assert httpx.get(server.url + https.removeprefix(PUBLIC_URL)).status_code == 404

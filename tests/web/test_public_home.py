@@ -91,7 +91,8 @@ def test_the_german_page_lists_the_plans_sessions(site: str) -> None:
     assert "Abgesagt: Die Referentin ist erkrankt." in page
     assert "<del>Wohnen statt Unterbringen" in html
     assert "Mittwoch, 27. August 2025 Kein Termin: Pause" in page  # the summer break
-    assert 'href="/subscribe"' in html
+    assert '<form method="post" action="/subscribe" novalidate>' in html  # the form, right here
+    assert 'name="page_lang" value="de"' in html and "Mit Klick auf „Anmelden“" in page
     assert f'<a href="{IMPRINT}">Impressum</a>' in html
     assert f'<a href="{PRIVACY}">Datenschutzerklärung</a>' in html
     assert "<script" not in html.lower()
@@ -111,7 +112,7 @@ def test_the_english_page_uses_the_plans_translations(site: str) -> None:
     assert '<p lang="de">Arbeitsmarktintegration von Geflüchteten' in html
     assert "Cancelled: The speaker is ill." in page
     assert "Wednesday, August 27, 2025 No session: Break" in page
-    assert 'href="/subscribe?lang=en"' in html
+    assert '<form method="post" action="/subscribe?lang=en" novalidate>' in html
     assert f'<a href="{IMPRINT}">Imprint</a>' in html
 
 

@@ -62,6 +62,7 @@ series:
     duration: 60
     timezone: Europe/Berlin
     language: de
+    updates: automatic
     organiser:
       name: Kristina Neumann
       email: kristina.neumann@example.org

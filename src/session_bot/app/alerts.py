@@ -22,6 +22,7 @@ from session_bot.app.ports.mail import Transport
 from session_bot.app.ports.store import Store
 from session_bot.core.errors import MailError
 from session_bot.core.plan import Occurrence, Plan
+from session_bot.core.review import PendingChange
 
 log = logging.getLogger("session_bot.alerts")  # the component name admins filter by
 
@@ -338,3 +339,36 @@ class Alerter:
             log.error("alert to %s not sent: %s %s", to, result.code, result.response)
             return False
         return True
+
+
+def pending_text(change: PendingChange, lang: str) -> tuple[str, str]:
+    """The alert about a change still waiting for the organiser close to its session."""
+    occ = change.occurrence
+    when = _moment(occ.start.astimezone(occ.series.zone), lang)
+    day = occ.date.isoformat()
+    if lang == "de":
+        what = "Absage" if change.kind == "cancellation" else "Änderungsmitteilung"
+        return (
+            f"{what} für den {occ.date:%d.%m.%Y} wartet noch auf Sie",
+            f"""Hallo {occ.series.organiser.name},
+
+die {what} für „{occ.series.title}“ am {when} ist noch nicht
+verschickt: die Abonnent:innen kennen noch den alten Stand. Bitte senden Sie sie
+in der Konsole (Seite „Änderungen“) oder mit `session-bot updates send {day}` –
+oder verwerfen Sie die Änderung, wenn sie keine Mail wert ist.
+
+Die Erinnerung geht zur geplanten Zeit mit dem aktuellen Stand des Plans hinaus.
+""",
+        )
+    what = "cancellation" if change.kind == "cancellation" else "update"
+    return (
+        f"The {what} for {day} is still waiting for you",
+        f"""Hello {occ.series.organiser.name},
+
+the {what} for "{occ.series.title}" on {when} has not been sent: subscribers
+still have the old details. Please send it in the console ("Changes") or with
+`session-bot updates send {day}` — or dismiss the change if it is not worth a mail.
+
+The reminder goes out at its time with what the plan says now.
+""",
+    )

@@ -17,11 +17,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from session_bot.app import announcements
-from session_bot.app.alerts import stuck_text
+from session_bot.app.alerts import pending_text, stuck_text
 from session_bot.app.announcements import AnnouncementDesk, AnnouncementRendererFor
 from session_bot.app.delivery import DeliveryReport, RateLimits
 from session_bot.app.mailings import DeliveryOptions, MailingDesk, RecipientFor, Sent
 from session_bot.app.meetings import MeetingKeeper, meeting_request
+from session_bot.app.pending import PendingDesk
 from session_bot.app.ports.render import RendererFor
 from session_bot.app.ports.store import Store
 from session_bot.app.ports.zoom import ZoomMeetings
@@ -54,6 +55,7 @@ def state_from_store(store: Store) -> dict[str, SessionState]:
             mailings=kinds.get(row.key, {}),
             announced=row.announced,
             cancelled=row.cancelled_at is not None,
+            approved=row.approved,
         )
         for row in store.sessions.all()
     }
@@ -155,6 +157,7 @@ class Runner:
             self.store.runs.finish(run_id, self.clock(), report.outcome, report.summary())
         for why in report.delivery.stuck:
             self._alert(*stuck_text(why, self.plan.series[0].language))
+        self._alert_pending()
         log.info("run finished: %s", report.summary())
         return report
 
@@ -309,6 +312,11 @@ class Runner:
         log.warning("alert: %s", subject)
         if self.on_alert is not None:
             self.on_alert(subject, body)
+
+    def _alert_pending(self) -> None:
+        """A change still waiting for the organiser close to its session: tell her, once."""
+        for change in PendingDesk(self.store, self.clock, lambda: self.plan).due_alerts():
+            self._alert(*pending_text(change, change.occurrence.series.language))
 
     def _delivery_options(self) -> DeliveryOptions:
         return DeliveryOptions(

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from session_bot import preflight, wiring
+from session_bot import plan_source, preflight, wiring
 from session_bot.adapters.clock import system_clock
 from session_bot.core.errors import SessionBotError
-from session_bot.core.plan import Plan, load_plan, occurrences
+from session_bot.core.plan import Plan, occurrences
 from session_bot.core.timeline import upcoming
 from session_bot.settings import Settings
 
@@ -43,7 +43,7 @@ def zoom_is_live(settings: Settings) -> bool:
 
 def run_checks(settings: Settings, plan_path: Path | None, echo: Echo) -> bool:
     checks = _Checks(echo)
-    plan = load_plan(plan_path or settings.plan)
+    plan = plan_source.load(settings, plan_path)
     echo(f"ok   plan {plan.source}: {len(plan.series)} series")
     checks.attempt("addresses", lambda: preflight.check_mail_addresses(settings, plan))
     _templates(settings, plan, checks)
@@ -116,6 +116,13 @@ def _going_live(settings: Settings, checks: _Checks) -> None:
     store = checks.attempt("database", lambda: wiring.open_store(settings).close())
     if store:
         checks.echo(f"ok   database {settings.database_display}")
+    _legal_pages(settings, checks)
+
+
+def _legal_pages(settings: Settings, checks: _Checks) -> None:
+    """A public deployment without the organiser's imprint and privacy notice is warned about,
+    not failed: the pages are the organiser's to write, and a run sends nothing wrong without
+    them. Public means what the go-live checks above mean: a public URL that is not loopback."""
     missing = [
         name
         for name, value in (
@@ -125,13 +132,13 @@ def _going_live(settings: Settings, checks: _Checks) -> None:
         if not value
     ]
     if missing and not is_loopback(settings.public_url):
-        # A warning until the go-live tests that pass a public URL without these set them too;
-        # then `checks.fail("imprint and privacy notice", why)` (issue 17).
         checks.echo(
             f"warn imprint and privacy notice: {' and '.join(missing)} not set, but "
-            f"{settings.public_url} serves public pages and a subscribe form: German law expects "
-            "an imprint and a privacy notice wherever personal data is collected. Set both to "
-            "the organiser's pages (.env.example)."
+            f"{settings.public_url} is public and its subscribe form collects personal data; "
+            "German law expects an imprint (Impressum, § 5 DDG) and a privacy notice "
+            "(Datenschutzerklärung, Art. 13 GDPR) wherever personal data is collected. Set "
+            f"{' and '.join(missing)} to the organiser's pages (.env.example); the public home "
+            "page links them."
         )
 
 

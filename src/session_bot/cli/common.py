@@ -73,9 +73,11 @@ def load(env_file: Path, **overrides: Any) -> Settings:
 
 
 def load_plan(settings: Settings, path: Path | None) -> Plan:
-    from session_bot.core.plan import load_plan as load
+    """The plan in force: ``--plan``, a configured SESSION_BOT_PLAN, else the database's newest
+    revision if it has one, else plan.yaml (``session_bot.plan_source``)."""
+    from session_bot import plan_source
 
-    return load(path or settings.plan)
+    return plan_source.load(settings, path)
 
 
 def parse_now(value: str | None) -> dt.datetime | None:

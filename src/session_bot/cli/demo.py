@@ -9,10 +9,11 @@ from pathlib import Path
 import typer
 
 from session_bot import wiring
-from session_bot.adapters.clock import ShiftedClock
+from session_bot.adapters.clock import ShiftedClock, system_clock
 from session_bot.adapters.db.store import Store
 from session_bot.adapters.mail import MaildirTransport
 from session_bot.adapters.zoom import Meeting
+from session_bot.app.plan_book import PlanBook, Who
 from session_bot.cli.common import shipped
 from session_bot.core.errors import SubscriberImportError
 from session_bot.core.plan import load_plan
@@ -61,10 +62,19 @@ def demo_settings(settings: Settings) -> Settings:
     )
 
 
+def import_demo_plan(store: Store, plan_path: Path) -> None:
+    """The demo's plan as the first revision of its database's plan, so that the console (over
+    the demo's folder) can edit it; an edited one is kept."""
+    if store.plans.latest_id() is None:
+        text = plan_path.read_text(encoding="utf-8")
+        PlanBook(store, system_clock).import_text(text, Who("demo"), name=str(plan_path))
+
+
 def run_demo(settings: Settings, plan_path: Path, subscribers_csv: Path, now: dt.datetime) -> None:
     plan = load_plan(plan_path)
     settings = demo_settings(settings)
     store = wiring.open_store(settings, migrate=True, purpose="demo")
+    import_demo_plan(store, plan_path)
     clock = ShiftedClock(now)
     added = seed_subscribers(store, subscribers_csv, clock())
     if added:

@@ -19,7 +19,6 @@ from session_bot.cli.common import (
     load,
     load_plan,
     parse_now,
-    wait_for_run_lock,
 )
 from session_bot.core.errors import SessionBotError
 
@@ -96,25 +95,12 @@ def run(
             for line in lines or ["nothing is due"]:
                 typer.echo(line)
             return
-        from session_bot.wiring import make_alerter
+        from session_bot.cli.run_now import run_now
 
-        zoom = wiring.make_zoom(settings, store, clock)
-        runner = wiring.build_runner(
-            settings, the_plan, store, zoom, clock, progress=sys.stderr.isatty()
-        )
-        alerter = make_alerter(settings, the_plan, store, runner.transport, clock)
-        runner.on_hold, runner.on_alert = alerter, alerter.notice
-        with wait_for_run_lock(settings, typer.echo):
-            report = runner.run("manual")
-        typer.echo(report.summary())
-        if report.outcome != "ok":
-            # Mail left undelivered is not success: say so, and let a script see it.
-            for line in report.problems:
-                typer.echo(f"Not done: {line}", err=True)
-            typer.echo("`session-bot status` shows what is waiting.", err=True)
-            raise typer.Exit(1)
+        code = run_now(settings, the_plan, store, clock, "manual")
     except SessionBotError as err:
         fail(err)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -245,10 +231,14 @@ def _mount_subcommands() -> None:
     from session_bot.cli import init as cli_init
     from session_bot.cli import serve as cli_daemon
     from session_bot.cli.organisers import organisers_app
+    from session_bot.cli.plans import plan_app
     from session_bot.cli.subscribers import subscribers_app
+    from session_bot.cli.updates import updates_app
 
     app.add_typer(subscribers_app, name="subscribers")
     app.add_typer(organisers_app, name="organisers")
+    app.add_typer(plan_app, name="plan")
+    app.add_typer(updates_app, name="updates")
     cli_daemon.register(app)
     cli_init.register(app)
 

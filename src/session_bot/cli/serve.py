@@ -22,6 +22,7 @@ from session_bot.core.errors import SessionBotError
 if TYPE_CHECKING:
     from session_bot.core.plan import Occurrence, Plan
     from session_bot.core.timeline import SessionState
+    from session_bot.plan_source import PlanSource
     from session_bot.settings import Settings
 
 KINDS = ("invitation", "reminder")
@@ -231,18 +232,23 @@ def _test_send(
     return 0
 
 
-def _try_out(settings: Settings, missing: Path) -> tuple[Settings, Path]:
+def _try_out(settings: Settings, missing: Path) -> tuple[Settings, PlanSource]:
     """`serve --sandbox` without a plan is for trying it out: the demo's plan, folder and
-    Maildir outbox (never SMTP: the demo's subscribers are examples)."""
-    from session_bot import wiring
-    from session_bot.cli.demo import demo_file, demo_settings
+    Maildir outbox (never SMTP: the demo's subscribers are examples). The plan lives in the
+    demo's database, so the console can edit it."""
+    from session_bot import plan_source, wiring
+    from session_bot.cli.demo import demo_file, demo_settings, import_demo_plan
 
     plan_path = demo_file(Path("examples/willkommen.yaml"))  # as `session-bot demo`
     if settings.var_dir.name != "demo":
         settings = demo_settings(settings)
     settings = settings.model_copy(update={"smtp_host": None})
     # Marked as the demo's (or refused if it holds live data), as the demo itself does.
-    wiring.open_store(settings, migrate=True, purpose="demo").close()
+    store = wiring.open_store(settings, migrate=True, purpose="demo")
+    try:
+        import_demo_plan(store, plan_path)
+    finally:
+        store.close()
     logging.getLogger("session_bot.daemon").warning(
         "no plan at %s: --sandbox runs the demo's plan %s in the demo's folder %s, mail to its "
         "outbox %s — for trying it out (`session-bot init` writes a plan of your own)",
@@ -251,7 +257,7 @@ def _try_out(settings: Settings, missing: Path) -> tuple[Settings, Path]:
         settings.var_dir,
         settings.resolved_outbox,
     )
-    return settings, plan_path
+    return settings, plan_source.DatabasePlan(settings)
 
 
 # --- registration -----------------------------------------------------------------------------
@@ -295,15 +301,16 @@ def register(app: typer.Typer) -> None:
         """Run the daemon: scheduled runs, web pages, admin API. SIGHUP reloads the plan."""
         try:
             settings = load(env_file, log_format=log_format)
+            from session_bot import plan_source
             from session_bot.adapters.clock import system_clock
             from session_bot.daemon.service import serve as serve_daemon
 
-            plan_path = plan or settings.plan
-            if sandbox and plan is None and not plan_path.exists():
-                settings, plan_path = _try_out(settings, plan_path)
+            source = plan_source.choose(settings, plan)
+            if sandbox and plan is None and source.file is not None and not source.file.exists():
+                settings, source = _try_out(settings, source.file)
             code = serve_daemon(
                 settings,
-                plan_path=plan_path,
+                plan_source=source,
                 clock=system_clock,
                 sandbox=sandbox,
                 host=host,
@@ -336,10 +343,10 @@ def register(app: typer.Typer) -> None:
         Without --to it asks first (at a terminal) and names the scheduled mail it replaces."""
         try:
             settings = load(env_file)
+            from session_bot import plan_source
             from session_bot.adapters.clock import system_clock
-            from session_bot.core.plan import load_plan
 
-            the_plan = load_plan(plan or settings.plan)
+            the_plan = plan_source.load(settings, plan)
             if sandbox and to is None:
                 from session_bot import wiring
                 from session_bot.sandbox.zoom import ZoomSandbox

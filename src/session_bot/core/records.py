@@ -26,6 +26,21 @@ class SessionRow:
     announced: dict[str, Any] | None
     sequence: int
     cancelled_at: dt.datetime | None
+    approved: dict[str, Any] | None = None  # the change the organiser sent (core/review.py)
+
+
+@dataclass(frozen=True)
+class PlanRevision:
+    """One saved state of the plan: who made it, when, how, and its YAML text."""
+
+    id: int
+    parent_id: int | None
+    created_at: dt.datetime
+    author: str
+    source: str  # import | console | restore
+    note: str
+    digest: str
+    text: str
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Literal
 
 from session_bot.core.plan.model import Plan
 from session_bot.core.plan.occurrences import Occurrence, occurrences
+from session_bot.core.review import approved, reviewed
 
 ActionKind = Literal["meeting", "invitation", "reminder", "update", "cancellation", "hold"]
 
@@ -24,6 +25,7 @@ class SessionState:
     mailings: Mapping[str, dt.datetime] = field(default_factory=dict)  # kind → latest frozen at
     announced: Mapping[str, object] | None = None  # fingerprint sent with the last mail
     cancelled: bool = False
+    approved: Mapping[str, object] | None = None  # the change the organiser sent (review)
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,14 @@ def actions_for(occ: Occurrence, now: dt.datetime, st: SessionState) -> list[Act
         return []
     invited = "invitation" in st.mailings
     inv_at = occ.invitation_at
+    # In a reviewed series, a change of what subscribers were told waits for the organiser
+    # (``core.review``); once she sends it, the fingerprint she approved makes it due here.
+    held_for_review = reviewed(occ) and not approved(occ, st.approved)
     if occ.cancelled:
         out: list[Action] = []
         if invited and "cancellation" not in st.mailings:
+            if held_for_review:
+                return out
             out.append(
                 Action("cancellation", occ, now, occ.content.reason or "" if occ.content else "")
             )
@@ -85,6 +92,8 @@ def actions_for(occ: Occurrence, now: dt.datetime, st: SessionState) -> list[Act
     if announced is not None and announced != occ.announced_fingerprint():
         if occ.content and occ.content.minor_change:
             pass  # the organiser marked the edit as minor: no mail
+        elif held_for_review:
+            pass  # a pending update (``core.review``): mailed when she sends it
         else:
             out.append(Action("update", occ, now, "the plan changed since the last mail"))
     rem_at = occ.reminder_at

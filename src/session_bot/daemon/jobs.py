@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
@@ -29,52 +26,16 @@ from apscheduler.triggers.interval import IntervalTrigger
 from session_bot.app.runner import state_from_store
 from session_bot.core.clock import Clock
 from session_bot.core.errors import PlanError
-from session_bot.core.plan import load_plan
 from session_bot.core.timeline import due_actions, next_due
 from session_bot.daemon.roles import REQUESTED, Role
 from session_bot.daemon.runs import Runs
+from session_bot.plan_source import PlanSource
 
 log = logging.getLogger("session_bot.daemon")
 
 TICK_SECONDS = 3600.0
 PLAN_CHECK_SECONDS = 30.0
 RUN_JOBS = ("safety-tick", "next-due", "start", "takeover", REQUESTED)
-
-
-@dataclass
-class PlanFile:
-    path: Path
-    stat: tuple[int, int] | None = None
-    digest: str | None = None
-
-    def _stat(self) -> tuple[int, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size
-
-    def remember(self) -> None:
-        self.stat = self._stat()
-        self.digest = self._digest()
-
-    def _digest(self) -> str | None:
-        try:
-            return hashlib.sha256(self.path.read_bytes()).hexdigest()
-        except OSError:
-            return None
-
-    def changed(self) -> bool:
-        """True once per real change: a touch without new content is not a change."""
-        st = self._stat()
-        if st == self.stat:
-            return False
-        self.stat = st
-        digest = self._digest()
-        if digest == self.digest:
-            return False
-        self.digest = digest
-        return True
 
 
 def plan_rejected_text(error: str) -> str:
@@ -93,7 +54,7 @@ class Jobs:
         self,
         runs: Runs,
         role: Role,
-        plan_file: PlanFile,
+        plan_file: PlanSource,
         *,
         clock: Clock,
         wall: Clock,
@@ -176,8 +137,8 @@ class Jobs:
 
     def _job_check_plan(self) -> None:
         if self.plan_file.changed():
-            log.info("plan file %s changed", self.plan_file.path)
-            self.reload_plan("file changed")
+            log.info("plan in %s changed", self.plan_file.where)
+            self.reload_plan("plan changed")
 
     def _job_reload(self, reason: str) -> None:
         self.plan_file.remember()
@@ -186,11 +147,11 @@ class Jobs:
     def reload_plan(self, reason: str) -> bool:
         """Load the plan again and rebuild the jobs; a broken plan keeps the previous one."""
         try:
-            plan = load_plan(self.plan_file.path)
+            plan = self.plan_file.load()
         except PlanError as exc:
             log.error("plan not reloaded (%s), keeping the previous one: %s", reason, exc)
             self.plan_problem = (
-                f"the plan file {self.plan_file.path} is not valid, so this daemon still runs "
+                f"the plan in {self.plan_file.where} is not valid, so this daemon still runs "
                 f"the previous plan: {exc}"
             )
             # The organiser saved it and believes it is in force: she must hear it is not.

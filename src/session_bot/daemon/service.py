@@ -46,8 +46,8 @@ from session_bot.adapters.db.advisory import Instance, is_postgresql
 from session_bot.adapters.db.leadership import Leadership
 from session_bot.adapters.db.store import Store
 from session_bot.core.clock import Clock
-from session_bot.core.plan import Plan, load_plan
-from session_bot.daemon.jobs import PLAN_CHECK_SECONDS, TICK_SECONDS, Jobs, PlanFile
+from session_bot.core.plan import Plan
+from session_bot.daemon.jobs import PLAN_CHECK_SECONDS, TICK_SECONDS, Jobs
 from session_bot.daemon.lifecycle import (
     STOP_GRACE_SECONDS,
     Backends,
@@ -59,6 +59,7 @@ from session_bot.daemon.lifecycle import (
 )
 from session_bot.daemon.roles import Role, Roles
 from session_bot.daemon.runs import Runs, report_dict
+from session_bot.plan_source import FilePlan, PlanSource
 from session_bot.sandbox.zoom import ZoomSandbox
 from session_bot.settings import Settings
 from session_bot.wiring import make_alerter
@@ -75,7 +76,8 @@ class Daemon:
         self,
         settings: Settings,
         *,
-        plan_path: Path,
+        plan_path: Path | None = None,
+        plan_source: PlanSource | None = None,
         clock: Clock,
         sandbox: bool = False,
         host: str | None = None,
@@ -94,7 +96,10 @@ class Daemon:
         self.tick_seconds = tick_seconds
         self.plan_check_seconds = plan_check_seconds
         self.stop_grace = stop_grace
-        self.plan_file = PlanFile(plan_path)
+        if plan_source is None:
+            assert plan_path is not None, "a plan file or a plan source"
+            plan_source = FilePlan(plan_path)
+        self.plan_file = plan_source
         self.stopping = threading.Event()
         shared = is_postgresql(settings.resolved_database_url)
         self.role = Role(shared=shared, wall=wall, stopping=self.stopping)
@@ -121,7 +126,8 @@ class Daemon:
             since = role.instance.since or self.wall()
             note = f"on {role.instance.host} since {since.isoformat(timespec='seconds')}"
             stack.callback(acquire_daemon_lock(settings, note).release)
-        plan = load_plan(self.plan_file.path)
+        stack.callback(self.plan_file.close)
+        plan = self.plan_file.load()
         self.plan_file.remember()
         backends = open_backends(
             settings,
@@ -152,7 +158,7 @@ class Daemon:
             "daemon started (pid %s, %s): plan %s, database %s, %s, mail via %s, web %s",
             os.getpid(),
             role.instance.role,
-            self.plan_file.path,
+            self.plan_file.where,
             backends.store.engine.url.render_as_string(hide_password=True),
             backends.zoom_description,
             backends.transport.description,
@@ -187,6 +193,8 @@ class Daemon:
             trigger_run=runs.admin_run,
             role=self.role.instance.role,
             problems=self._problems,
+            plan_file=self.plan_file.file,
+            plan_saved=lambda: self.jobs.reload_soon("plan saved in the console"),
         )
         self.role.web = ctx
         self._web.start(ctx, sock, instance=functools.partial(self.role.info, runs.store))
@@ -309,7 +317,7 @@ class Daemon:
 def serve(
     settings: Settings,
     *,
-    plan_path: Path,
+    plan_source: PlanSource,
     clock: Clock,
     sandbox: bool = False,
     host: str | None = None,
@@ -319,7 +327,7 @@ def serve(
     """`session-bot serve`: blocks until stopped; returns the exit code."""
     daemon = Daemon(
         settings,
-        plan_path=plan_path,
+        plan_source=plan_source,
         clock=clock,
         sandbox=sandbox,
         host=host,

@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -13,6 +14,8 @@ from fastapi import Depends, Request
 from session_bot import wiring
 from session_bot.adapters.render.invitations import MailConfig, Renderer
 from session_bot.app.consent_mails import ConsentMailSetup
+from session_bot.app.pending import PendingDesk
+from session_bot.app.plan_book import PlanBook
 from session_bot.app.ports.render import RenderedMail
 from session_bot.app.ports.store import Store
 from session_bot.app.ports.subscribe import MailSender
@@ -45,6 +48,21 @@ class WebContext:
     # What keeps this process from doing its job although it answers (e.g. the plan on disk is
     # invalid), one sentence each; any makes /healthz answer 503 so monitoring notices.
     problems: Callable[[], list[str]] | None = None
+
+    # The plan's file when it is managed as one (SESSION_BOT_PLAN / --plan): the console shows
+    # it read-only. None: the plan lives in the database and the console edits it.
+    plan_file: Path | None = None
+    # Called after the console saved a plan revision: this process reloads at once (the other
+    # server notices the new revision at its next plan check).
+    plan_saved: Callable[[], None] | None = None
+
+    def plan_book(self) -> PlanBook:
+        return PlanBook(
+            self.store, self.clock, file=str(self.plan_file) if self.plan_file else None
+        )
+
+    def pending(self) -> PendingDesk:
+        return PendingDesk(self.store, self.clock, self.plan)
 
     def consent_mail(self) -> ConsentMailSetup:
         if self.consent_mail_for is not None:

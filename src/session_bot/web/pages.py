@@ -65,6 +65,9 @@ def page_environment(folder: Path) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Read once per process, as the texts and the stylesheet are: no stat() of each
+        # template file on every page (a tenth of a busy /subscribe's time, issue 18).
+        auto_reload=False,
     )
 
 
@@ -151,9 +154,11 @@ def message_page(
     link: tuple[str, str] | None = None,
     fill: Mapping[str, str] | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    feed: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
     """A page of text paragraphs (``{title}``, ``{email}`` … filled in), with an optional
-    button that POSTs back to the same URL or a link."""
+    button that POSTs back to the same URL or a link; ``feed`` (``https``, ``webcal``): a
+    subscriber's private calendar feed, offered below."""
     t = texts(lang)
     fill = {"title": series_title(ctx, lang), **(fill or {})}
     paragraphs = []
@@ -173,6 +178,7 @@ def message_page(
         paragraphs=paragraphs,
         button=t[button_key] if button_key else None,
         link={"url": link[0], "text": t[link[1]]} if link else None,
+        feed=feed,
     )
 
 

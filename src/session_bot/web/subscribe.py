@@ -27,6 +27,7 @@ from session_bot.web.pages import (
     render_page,
     texts,
 )
+from session_bot.web.public import private_feed_url
 from session_bot.web.subscribe_tasks import (
     run_for_late_invitation,
     send_confirmation_mail,
@@ -62,6 +63,15 @@ def _proof(ctx: WebContext, request: Request) -> subs.RequestProof:
 
 def _token_ok(token: str) -> bool:
     return _TOKEN.fullmatch(token) is not None
+
+
+def _own_feed(ctx: WebContext, subscriber_id: int | None) -> dict[str, str] | None:
+    """A confirmed subscriber's private calendar feed (with the join links), as https and
+    webcal; shown only to the holder of their confirm or unsubscribe link."""
+    if subscriber_id is None:
+        return None
+    https = private_feed_url(ctx.settings.public_url, ctx.secret_key, subscriber_id)
+    return {"https": https, "webcal": "webcal://" + https.split("://", 1)[1]}
 
 
 # --- subscribe -------------------------------------------------------------------------------
@@ -177,10 +187,13 @@ def _confirm_state_page(
             link=(f"/subscribe?lang={ui}", "subscribe_again"),
         )
     if state.state == "confirmed":
+        feed = _own_feed(ctx, state.subscriber_id)
         if state.just_now:
             keys = ["confirmed_body"] + (["confirmed_late"] if state.late_deliveries else [])
-            return message_page(request, ctx, ui, "confirmed_title", *keys)
-        return message_page(request, ctx, ui, "confirmed_title", "already_confirmed_body")
+            return message_page(request, ctx, ui, "confirmed_title", *keys, feed=feed)
+        return message_page(
+            request, ctx, ui, "confirmed_title", "already_confirmed_body", feed=feed
+        )
     return message_page(
         request,
         ctx,
@@ -248,9 +261,12 @@ def unsubscribe_page(
     ui = page_language(request, lang, row["language"] if row else None)
     if row is None or row["status"] in ("unsubscribed", "forgotten"):
         return message_page(request, ctx, ui, "unsubscribed_title", "already_unsubscribed_body")
+    # The page every mail links to: where a subscriber finds her private feed again.
+    feed = _own_feed(ctx, sid) if row["status"] == "confirmed" else None
     return message_page(
-        request, ctx, ui, "unsubscribe_title", "unsubscribe_body", button_key="unsubscribe_button"
-    )
+        request, ctx, ui, "unsubscribe_title", "unsubscribe_body",
+        button_key="unsubscribe_button", feed=feed,
+    )  # fmt: skip
 
 
 @router.post(

@@ -63,7 +63,7 @@ def test_upgrade_from_the_first_revision_keeps_everything(database_url: str) -> 
 
     new = Store(url)
     new.upgrade()
-    assert new.schema_revision()[0] == new.schema_revision()[1] == "0005"
+    assert new.schema_revision()[0] == new.schema_revision()[1] == "0006"
     new.ensure_schema()
     row = new.sessions.get("w/2025-02-26")
     assert row is not None and row.meeting_id == 66547677759

@@ -13,6 +13,8 @@ from session_bot import wiring
 from session_bot.adapters.db.schema import deliveries, subscribers
 from session_bot.adapters.mail import MaildirTransport
 from session_bot.adapters.render.invitations import default_templates_dir
+from session_bot.app import announcements
+from session_bot.app.announcements import Announcement
 from session_bot.core.plan import Plan
 from tests.support.console import Console
 
@@ -106,6 +108,46 @@ def test_after_a_run_the_invitation_is_listed_with_its_recipients(
         english = client.get(f"/admin/mailings/{mailing}?lang=en")
         assert "Invitation for the session on Wednesday, 26 February 2025" in english.text
         assert "Server&#39;s answer" in english.text and "sent" in english.text
+
+
+def test_an_announcement_is_named_by_its_subject_not_by_a_session(
+    console: Console, example_plan: Plan
+) -> None:
+    run_once(console, example_plan)
+    invitation = invitation_id(console)
+    written = Announcement(
+        "willkommen",
+        {"de": "Im August kein Termin", "en": "No session in August"},
+        {"de": "Im August pausieren wir.", "en": "We pause in August."},
+        by="kristina@example.org",
+    )
+    mailing, _ = announcements.create(console.store, written, console.clock())
+    with console.signed_in() as client:
+        page = client.get("/admin/mailings")
+        rows = {r[1]: r for r in cells(page.text)}
+        assert rows["Mitteilung"][0] == "Mitteilung: Im August kein Termin"
+        assert rows["Mitteilung"][4] == "3"  # frozen with the three confirmed subscribers
+        assert rows["Einladung"][0].startswith("Mittwoch, 26. Februar 2025")
+        assert f'href="/admin/announcements#announcement-{mailing}"' in page.text
+
+        detail = client.get(f"/admin/mailings/{mailing}")
+        assert detail.status_code == 200
+        assert "<h1>Mitteilung: Im August kein Termin</h1>" in detail.text
+        assert "zum Termin am" not in detail.text
+        assert f'<a href="/admin/announcements#announcement-{mailing}">' in detail.text
+        assert "/admin/sessions/" not in detail.text.split("<main", 1)[1]
+        english = client.get(f"/admin/mailings/{mailing}?lang=en")
+        assert "<h1>Announcement: No session in August</h1>" in english.text
+
+        session = client.get(f"/admin/mailings/{invitation}", params={"lang": "de"})
+        assert '<a href="/admin/sessions/2025-02-26">' in session.text
+        listed = client.get("/admin/announcements")
+        assert f'id="announcement-{mailing}"' in listed.text
+
+        found = client.get("/admin/mailings/recipient", params={"q": "person1@example.org"})
+        kinds = {r[1].split(" (")[0]: r[0] for r in cells(found.text)}
+        assert kinds["Mitteilung"] == "Mitteilung: Im August kein Termin"
+        assert kinds["Einladung"].startswith("Mittwoch, 26. Februar 2025")
 
 
 def test_a_failed_row_shows_as_failed_with_the_answer_and_is_counted(

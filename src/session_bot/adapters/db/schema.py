@@ -101,6 +101,9 @@ sessions = Table(
     # Set when Zoom told us (webhook) the meeting changed: the next run reads it back.
     Column("check_zoom_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The change the organiser chose to send (reviewed series): its fingerprint makes the
+    # update or cancellation due (core/review.py).
+    Column("approved_json", Text),
 )
 
 mailings = Table(
@@ -221,4 +224,19 @@ audit_log = Table(
     Column("action", String(40), nullable=False),
     Column("detail", Text, nullable=False, default=""),
     Column("client", String(64)),
+)
+
+plan_revisions = Table(
+    "plan_revisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # Each revision names the one it was made from; unique, so that two saves made from the
+    # same revision cannot both land (the second is refused and told what changed).
+    Column("parent_id", Integer, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("author", String(320), nullable=False),
+    Column("source", String(20), nullable=False),  # import | console | restore
+    Column("note", String(500), nullable=False, default=""),
+    Column("digest", String(64), nullable=False),
+    Column("text", Text, nullable=False),
 )

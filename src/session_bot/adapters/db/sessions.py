@@ -27,6 +27,7 @@ def _session_row(r: Any) -> SessionRow:
         announced=json.loads(r.announced_json) if r.announced_json else None,
         sequence=r.sequence,
         cancelled_at=r.cancelled_at,
+        approved=json.loads(r.approved_json) if r.approved_json else None,
     )
 
 
@@ -107,6 +108,14 @@ class SessionRepository:
                 update(sessions)
                 .where(sessions.c.id == session_id)
                 .values(announced_json=json.dumps(announced), sequence=sequence, updated_at=now)
+            )
+
+    def approve(self, session_id: int, fingerprint: dict[str, Any], now: dt.datetime) -> None:
+        with self._db.begin() as c:
+            c.execute(
+                update(sessions)
+                .where(sessions.c.id == session_id)
+                .values(approved_json=json.dumps(fingerprint), updated_at=now)
             )
 
     def mark_cancelled(self, session_id: int, now: dt.datetime) -> None:

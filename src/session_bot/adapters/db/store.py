@@ -22,6 +22,7 @@ from session_bot.adapters.db.database import Database
 from session_bot.adapters.db.deliveries import DeliveryLedger
 from session_bot.adapters.db.keyvalue import CounterRepository, KeyValueRepository
 from session_bot.adapters.db.mailings import MailingRepository
+from session_bot.adapters.db.plans import PlanRevisionRepository
 from session_bot.adapters.db.runs import RunRepository
 from session_bot.adapters.db.sessions import SessionRepository
 from session_bot.adapters.db.subscribers import SubscriberRepository
@@ -47,6 +48,7 @@ class Store:
         self.organisers = OrganiserRepository(self.db)
         self.console_sessions = ConsoleSessionRepository(self.db)
         self.audit = AuditRepository(self.db)
+        self.plans = PlanRevisionRepository(self.db)
 
     @property
     def url(self) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from session_bot.app.ports.console import AuditLog, ConsoleSessions, Organisers
+from session_bot.app.ports.plans import PlanRevisions
 from session_bot.core.records import (
     BouncedSubscriber,
     Claim,
@@ -72,6 +73,10 @@ class Sessions(Protocol):
     def record_announcement(
         self, session_id: int, announced: dict[str, Any], sequence: int, now: dt.datetime
     ) -> None: ...
+
+    def approve(self, session_id: int, fingerprint: dict[str, Any], now: dt.datetime) -> None:
+        """The organiser sends this change (a reviewed series): the timeline makes it due."""
+        ...
 
     def mark_cancelled(self, session_id: int, now: dt.datetime) -> None: ...
 
@@ -345,3 +350,6 @@ class Store(Protocol):
 
     @property
     def audit(self) -> AuditLog: ...
+
+    @property
+    def plans(self) -> PlanRevisions: ...

@@ -169,6 +169,9 @@ class Series(_Model):
     breaks: tuple[int, ...] = ()
     exceptions: tuple[dt.date, ...] = ()
     calendar_method: Literal["publish", "request"] = "publish"
+    # "review": a change to an announced session waits for the organiser to send (or dismiss)
+    # its update mail; "automatic": it is mailed by the next run, as before.
+    updates: Literal["review", "automatic"] = "review"
     texts: Texts = Field(default_factory=Texts)
     # Optional lines under every mail's body (a sign-off, a contact); none by default, as in the
     # seed invitation.

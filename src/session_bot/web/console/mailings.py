@@ -1,5 +1,8 @@
 """The console's mailings: every mailing with its counts, one mailing's recipients (filtered by
 state, 100 to a page) with the server's answers, and everything one address got or was due to get.
+
+A session's mailing names its session (date, link to the session page); an announcement has no
+session, so its subject and a link to the announcements page stand in for one.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from babel.dates import format_date
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from session_bot.app import announcements
+from session_bot.app.announcements import Announcement
 from session_bot.web.console.base import (
     SESSION_COOKIE,
     language,
@@ -22,7 +27,7 @@ from session_bot.web.console.base import (
     signed_in,
     to_sign_in,
 )
-from session_bot.web.deps import Ctx
+from session_bot.web.deps import Ctx, WebContext
 
 router = APIRouter()
 
@@ -31,6 +36,7 @@ PAGE_SIZE = 100
 # part of ``failed`` that bounced hard.
 STATES = ("sent", "pending", "failed", "bounced", "skipped")
 CURRENT = "/admin/mailings"
+ANNOUNCEMENTS = "/admin/announcements"
 
 
 @dataclass(frozen=True)
@@ -94,14 +100,35 @@ def kind_word(t: Mapping[str, str], kind: str) -> str:
     return str(t.get(f"kind_{kind}", kind))
 
 
+def with_subjects(
+    ctx: WebContext, rows: list[dict[str, Any]], lang: str, id_key: str = "id"
+) -> list[dict[str, Any]]:
+    """Each row with ``subject`` (an announcement's, in the page's language if written in it;
+    None for a session's mailing) and ``about_url``: the announcement or the session page."""
+    subjects: dict[int, str] = {}
+    for row in rows:
+        mailing_id = int(row[id_key])
+        if row["kind"] != announcements.KIND:
+            row["subject"] = None
+            row["about_url"] = f"/admin/sessions/{row['session_date']}"
+            continue
+        if mailing_id not in subjects:
+            a = Announcement.from_details(ctx.store.mailings.details(mailing_id))
+            subjects[mailing_id] = a.subjects.get(lang) or next(iter(a.subjects.values()), "…")
+        row["subject"] = subjects[mailing_id]
+        row["about_url"] = f"{ANNOUNCEMENTS}#announcement-{mailing_id}"
+    return rows
+
+
 @router.get("/admin/mailings", include_in_schema=False)
 def mailings_page(request: Request, ctx: Ctx) -> Response:
     me = signed_in(request, ctx)
     if me is None:
         return to_sign_in(request, expired=SESSION_COOKIE in request.cookies)
+    mailings = with_subjects(ctx, ctx.store.mailings.summaries(), language(request))
     return render(
         request, ctx, "mailings.html", title_key="ml_mailings_title", me=me, current=CURRENT,
-        mailings=ctx.store.mailings.summaries(), kind_word=kind_word,
+        mailings=mailings, kind_word=kind_word,
     )  # fmt: skip
 
 
@@ -120,6 +147,7 @@ def recipient_page(request: Request, ctx: Ctx) -> Response:
             ),
             "/admin/mailings/recipient", {"q": q}, page_number(request),
         )  # fmt: skip
+    rows = with_subjects(ctx, rows, language(request), id_key="mailing_id")
     return render(
         request, ctx, "recipient.html", title_key="ml_recipient_title", me=me, current=CURRENT,
         q=q, rows=rows, pager=pager, kind_word=kind_word,
@@ -140,7 +168,7 @@ def mailing_page(mailing_id: int, request: Request, ctx: Ctx) -> Response:
             current=CURRENT, paragraphs=[t["ml_mailing_missing_text"]],
             link={"url": CURRENT, "text": t["ml_mailings_back"]},
         )  # fmt: skip
-    mailing = found[0]
+    mailing = with_subjects(ctx, found, lang)[0]
     asked = request.query_params.get("state")
     state = asked if asked in STATES else None
     path = f"/admin/mailings/{mailing_id}"
@@ -150,12 +178,15 @@ def mailing_page(mailing_id: int, request: Request, ctx: Ctx) -> Response:
         ),
         path, {"state": state} if state else {}, page_number(request),
     )  # fmt: skip
-    title = (
-        t["ml_mailing_title"]
-        .replace("{kind}", kind_word(t, mailing["kind"]))
-        .replace("{date}", session_day(mailing["session_date"], lang))
-    )
-    title = title[:1].upper() + title[1:]  # "invitation for …" in English
+    if mailing["subject"] is not None:
+        title = t["ml_announcement_title"].replace("{subject}", mailing["subject"])
+    else:
+        title = (
+            t["ml_mailing_title"]
+            .replace("{kind}", kind_word(t, mailing["kind"]))
+            .replace("{date}", session_day(mailing["session_date"], lang))
+        )
+        title = title[:1].upper() + title[1:]  # "invitation for …" in English
     return render(
         request, ctx, "mailing.html", title_key="ml_mailing_title", me=me, current=CURRENT,
         title=title, mailing=mailing, state=state, states=STATES, rows=rows, pager=pager,
