@@ -108,3 +108,24 @@ def test_series_texts_and_lead_times() -> None:
     series = parse_plan(doc.dump()).series[0]
     assert series.lead.invitation_days == 10 and series.updates == "automatic"
     assert series.signature == "Viele Grüße\nKristina Neumann\n"
+
+
+def test_values_yaml_would_misread_are_quoted() -> None:
+    doc = PlanDocument(TEXT)
+    fields = doc.session_fields("willkommen", MARCH)
+    doc.set_session(
+        "willkommen",
+        MARCH,
+        dataclasses.replace(
+            fields,
+            start="13:00",  # YAML 1.1 reads a bare 13:00 as the number 780
+            speakers=(SpeakerFields("Yes", "Leitung: Integration", "2025"),),
+        ),
+    )
+    session = parse_plan(doc.dump()).series[0].sessions[MARCH]
+    assert session.start == "13:00"
+    assert session.speakers[0].model_dump() == {
+        "name": "Yes",
+        "role": "Leitung: Integration",
+        "organisation": "2025",
+    }

@@ -9,6 +9,7 @@ applied on top). Every save is in the audit log.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
 import hashlib
@@ -130,10 +131,12 @@ class PlanBook:
         if current.id != base_id:
             self._refuse_if_changed(base_id, current, series_id, day)
         doc = PlanDocument(current.text)
+        before = doc.session_raw(series_id, day) or {}
         doc.set_session(series_id, day, fields)
         text = doc.dump()
         parse_plan(text, source_name(current))
-        return self._store(text, current.id, who, "console", f"session {series_id}/{day}")
+        changes = _differences(before, doc.session_raw(series_id, day) or {})
+        return self._store(text, current.id, who, "console", f"session {series_id}/{day}", changes)
 
     def save_series(
         self, series_id: str, fields: SeriesFields, who: Who, *, base_id: int
@@ -149,10 +152,14 @@ class PlanBook:
                     current,
                 )
         doc = PlanDocument(current.text)
+        before = doc.series_fields(series_id)
         doc.set_series(series_id, fields)
         text = doc.dump()
         parse_plan(text, source_name(current))
-        return self._store(text, current.id, who, "console", f"series {series_id}")
+        changes = _differences(
+            dataclasses.asdict(before), dataclasses.asdict(doc.series_fields(series_id))
+        )
+        return self._store(text, current.id, who, "console", f"series {series_id}", changes)
 
     def restore(self, revision_id: int, who: Who) -> PlanRevision:
         self._writable()
@@ -186,7 +193,13 @@ class PlanBook:
         )
 
     def _store(
-        self, text: str, parent_id: int | None, who: Who, source: str, note: str
+        self,
+        text: str,
+        parent_id: int | None,
+        who: Who,
+        source: str,
+        note: str,
+        changes: list[str] | None = None,
     ) -> PlanRevision:
         now = self.clock()
         revision = self.store.plans.add(
@@ -206,9 +219,9 @@ class PlanBook:
                 [f"Stand {current.id} von {current.author}"],
                 current,
             )
-        self.store.audit.record(
-            now, who.actor, f"plan-{source}", f"revision {revision.id}: {note}", who.client
-        )
+        # The audit log says what the edit changed, not only that there was one.
+        detail = f"revision {revision.id}: {note}" + "".join(f"; {c}" for c in changes or ())
+        self.store.audit.record(now, who.actor, f"plan-{source}", detail, who.client)
         return revision
 
 

@@ -92,6 +92,13 @@ def run(
             lines += [
                 f"resume mailing {m.id} ({m.kind} {m.session_key})" for m in store.mailings.open()
             ]
+            from session_bot.app.pending import PendingDesk
+
+            lines += [
+                f"waiting for you: {c.kind} for {c.key} (`session-bot updates send "
+                f"{c.occurrence.date}` or `dismiss`)"
+                for c in PendingDesk(store, clock, lambda: the_plan).pending()
+            ]
             for line in lines or ["nothing is due"]:
                 typer.echo(line)
             return

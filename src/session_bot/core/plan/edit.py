@@ -15,9 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
+from ruamel.yaml.scalarstring import (
+    DoubleQuotedScalarString,
+    FoldedScalarString,
+    LiteralScalarString,
+)
 
 from session_bot.core.errors import PlanError
 
@@ -120,7 +125,19 @@ def _put(target: CommentedMap, key: str, value: Any) -> None:
         return
     if key in target and _same(target[key], value):
         return
-    target[key] = value
+    target[key] = _scalar(value)
+
+
+def _scalar(value: Any) -> Any:
+    """A plain string the plan's reader (YAML 1.1) would take for something else — a time like
+    13:00 (a number there), "ja", a date — is written in quotes."""
+    if not isinstance(value, str) or isinstance(value, LiteralScalarString | FoldedScalarString):
+        return value
+    try:
+        read = yaml.safe_load(value)
+    except yaml.YAMLError:
+        read = None
+    return value if isinstance(read, str) and read == value else DoubleQuotedScalarString(value)
 
 
 def _same(old: Any, new: Any) -> bool:
@@ -294,11 +311,11 @@ class PlanDocument:
         if not isinstance(lead, CommentedMap):
             lead = CommentedMap()
             series["lead"] = lead
-        lead["invitation_days"] = f.invitation_days
-        lead["invitation_time"] = f.invitation_time.strip()
-        lead["reminder"] = f.reminder
-        lead["reminder_days"] = f.reminder_days
-        lead["reminder_time"] = f.reminder_time.strip()
+        _put(lead, "invitation_days", f.invitation_days)
+        _put(lead, "invitation_time", f.invitation_time.strip())
+        _put(lead, "reminder", f.reminder)
+        _put(lead, "reminder_days", f.reminder_days)
+        _put(lead, "reminder_time", f.reminder_time.strip())
         _put(series, "signature", _block(f.signature) if f.signature.strip() else "")
         # "review" is the default: only the opt-out is written.
         _put(series, "updates", "automatic" if f.updates == "automatic" else "")
@@ -306,7 +323,7 @@ class PlanDocument:
 
 def _speaker(s: SpeakerFields) -> CommentedMap:
     m = CommentedMap()
-    m["name"] = s.name.strip()
+    m["name"] = _scalar(s.name.strip())
     _put(m, "role", s.role.strip())
     _put(m, "organisation", s.organisation.strip())
     return m
@@ -314,8 +331,8 @@ def _speaker(s: SpeakerFields) -> CommentedMap:
 
 def _material(mat: MaterialFields) -> CommentedMap:
     m = CommentedMap()
-    m["title"] = mat.title.strip()
-    m["url"] = mat.url.strip()
+    m["title"] = _scalar(mat.title.strip())
+    m["url"] = _scalar(mat.url.strip())
     _put(m, "kind", "" if mat.kind in ("", "other") else mat.kind)
     return m
 
