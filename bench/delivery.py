@@ -1,19 +1,28 @@
-"""Delivery benchmark: session-bot's real sending path against raw smtplib, to a local SMTP sink.
+"""Delivery benchmark: session-bot against the limits, in the same run, to Postfix's smtp-sink.
 
-- Sink: Postfix's ``smtp-sink`` (from PATH, else ``apt-get download postfix`` into .cache/postfix/
-  and ``dpkg-deb -x``); an aiosmtpd sink only if that fails, and the output says so.
-- session-bot: a mailing frozen in a SQLite store (WAL) with 10,000 delivery rows; then what
-  ``Runner._deliver`` does — render the invitation once per language (HTML + text + .ics), and
-  ``deliver_mailing`` claims rows in batches, personalises each (unsubscribe token, Message-ID,
-  ATTENDEE), sends over 4 SMTP connections, and records every answer.
-- Baseline: the same 10,000 messages pre-built as bytes, pushed with plain ``smtplib.sendmail``
-  over 4 connections (threads) — the wire and nothing else. Unlike smtplib, session-bot uses SMTP
-  PIPELINING (RFC 2920) when the server offers it (smtp-sink and most MTAs do): one round trip
-  per message instead of four. The output says whether it was offered.
-- Pairs are interleaved (raw, session-bot, raw, …); the figures are medians.
-- Peak RSS: a fresh process delivers a frozen mailing of 1,000 and of 100,000 recipients to the
-  sink through the same path (setup happens in the parent; the child only opens the store, renders
-  and delivers), and reports its ru_maxrss.
+Contenders, each sending the same 10,000 personalised invitations (~13 KB, HTML + text + .ics)
+over 4 connections to the same sink:
+
+- ``smtp-source``: Postfix's C load generator (``-d``: it keeps its connections, as every other
+  contender does; it does not pipeline). It sends one of the messages, pre-built, each time.
+- ``pipelined``: a bare Python sender on raw sockets, one thread per connection, with the SMTP
+  scheme session-bot uses (PIPELINING, RFC 2920: the envelope rides with the previous message's
+  data, one round trip per message) and the messages pre-built: the ceiling for Python.
+- ``smtplib``: ``smtplib.sendmail`` per message (four round trips), messages pre-built.
+- ``session-bot``: what a run does with an open mailing: ``Runner.deliver`` renders the mailing
+  once per language, claims rows from the SQLite ledger (WAL), personalises each message, sends it
+  over the SMTP transport and records every answer; for a large mailing that is several worker
+  processes (``SESSION_BOT_DELIVERY_WORKERS``, default the cores). ``session-bot-1p``: the same
+  in one process.
+
+The sink is Postfix's ``smtp-sink`` from ``scripts/ensure-postfix.sh`` (``apt-get download
+postfix`` into .cache/postfix/); if that cannot be had, an aiosmtpd sink is used, smtp-source is
+left out and the output says so. Rounds are rotated (no contender always first); figures are the
+medians of the rounds, ratios the medians of the per-round ratios.
+
+Peak RSS: a fresh process delivers a frozen mailing of 1,000 and of 100,000 recipients to the sink
+through the same path (set-up happens in the parent); the figure is the largest peak of that
+process and its worker processes.
 
 The last line is one JSON object.
 """
@@ -25,7 +34,6 @@ import datetime as dt
 import json
 import os
 import resource
-import shutil
 import socket
 import statistics
 import subprocess
@@ -37,33 +45,49 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import insert
 
 from session_bot import wiring
+from session_bot.adapters.clock import system_clock
 from session_bot.adapters.db.schema import subscribers
 from session_bot.adapters.db.store import Store
-from session_bot.adapters.mail import SmtpTransport
 from session_bot.adapters.zoom import DialIn, Meeting
-from session_bot.app.delivery import DeliveryPolicy, deliver_mailing
 from session_bot.core.plan import Occurrence, Plan, find_occurrence, load_plan
-from session_bot.core.records import DeliveryRow, MailingRow
+from session_bot.core.records import MailingRow
 from session_bot.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / ".cache" / "postfix"
+ENSURE_POSTFIX = ROOT / "scripts" / "ensure-postfix.sh"
 EXAMPLE_PLAN = ROOT / "examples" / "willkommen.yaml"
 SESSION_DAY = dt.date(2025, 2, 26)
 NOW = dt.datetime(2025, 2, 12, 8, 0, tzinfo=dt.UTC)
 CONNECTIONS = 4
-BATCH = DeliveryPolicy().batch
 
 
-def clock() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+# --- Postfix's programs and the sink ------------------------------------------------------------
+@dataclass
+class Postfix:
+    sbin: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "LD_LIBRARY_PATH": str(self.sbin.parent / "lib" / "postfix")}
 
 
-# --- the sink ---------------------------------------------------------------------------------
+def find_postfix() -> Postfix | None:
+    try:
+        out = subprocess.run(
+            ["sh", str(ENSURE_POSTFIX)], check=True, capture_output=True, text=True, timeout=300
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        err = getattr(exc, "stderr", "") or exc
+        print(f"note: Postfix's smtp-sink/smtp-source unavailable: {str(err).strip()}")
+        return None
+    return Postfix(Path(out.stdout.strip().splitlines()[-1]))
+
+
 @dataclass
 class Sink:
     port: int
@@ -75,28 +99,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _smtp_sink_command() -> tuple[list[str], dict[str, str]] | None:
-    found = shutil.which("smtp-sink")
-    if found:
-        return [found], {}
-    exe = CACHE / "root" / "usr" / "sbin" / "smtp-sink"
-    if not exe.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        try:
-            subprocess.run(
-                ["apt-get", "download", "postfix"], cwd=CACHE, check=True, capture_output=True
-            )
-            deb = sorted(CACHE.glob("postfix_*.deb"))[-1]
-            subprocess.run(
-                ["dpkg-deb", "-x", str(deb), str(CACHE / "root")], check=True, capture_output=True
-            )
-        except (OSError, subprocess.CalledProcessError, IndexError) as exc:
-            print(f"note: cannot fetch Postfix's smtp-sink ({exc})", file=sys.stderr)
-            return None
-    libs = CACHE / "root" / "usr" / "lib" / "postfix"
-    return [str(exe)], {"LD_LIBRARY_PATH": str(libs)}
 
 
 def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> bool:
@@ -111,16 +113,14 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> bool:
 
 
 @contextmanager
-def smtp_sink() -> Iterator[Sink]:
+def smtp_sink(postfix: Postfix | None) -> Iterator[Sink]:
     port = _free_port()
     sink: Sink | None = None
-    command = _smtp_sink_command()
-    if command is not None:
-        exe, env = command
+    if postfix is not None:
         privs = ["-u", "nobody"] if os.geteuid() == 0 else []
         proc = subprocess.Popen(
-            [*exe, *privs, f"127.0.0.1:{port}", "256"],
-            env={**os.environ, **env},
+            [str(postfix.sbin / "smtp-sink"), *privs, f"127.0.0.1:{port}", "256"],
+            env=postfix.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -129,7 +129,7 @@ def smtp_sink() -> Iterator[Sink]:
         else:
             proc.kill()
             err = proc.communicate()[1].decode(errors="replace").strip()
-            print(f"note: smtp-sink did not start ({err})", file=sys.stderr)
+            print(f"note: smtp-sink did not start ({err})")
     if sink is None:
         proc = subprocess.Popen(
             [sys.executable, __file__, "--fallback-sink", str(port)], stdout=subprocess.DEVNULL
@@ -192,19 +192,27 @@ def meeting(occ: Occurrence) -> Meeting:
     )
 
 
-def world(folder: Path, recipients: int, database_url: str = "") -> World:
-    settings = load_settings(
+def bench_settings(folder: Path, port: int, database_url: str = "", **extra: Any) -> Settings:
+    return load_settings(
         None,
         database_url=database_url,
         var_dir=folder,
         plan=EXAMPLE_PLAN,
         secret_key="bench-secret-key-0123456789abcdef",
         public_url="https://session-bot.example.org",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_tls="none",
+        smtp_connections=CONNECTIONS,
+        **extra,
     )
+
+
+def world(settings: Settings, recipients: int) -> World:
     store = wiring.open_store(settings)
     plan = load_plan(EXAMPLE_PLAN)
     occ = find_occurrence(plan, SESSION_DAY)
-    with store.engine.begin() as c:  # bulk set-up; the measured path is deliver_mailing
+    with store.engine.begin() as c:  # bulk set-up; the measured path is the runner's delivery
         for start in range(0, recipients, 5000):
             c.execute(
                 insert(subscribers),
@@ -234,62 +242,65 @@ def freeze(w: World, sequence: int) -> MailingRow:
     return w.store.mailings.get(mailing_id)
 
 
-def runner_personalise(w: World, mailing: MailingRow) -> Callable[[DeliveryRow], bytes]:
-    """What ``Runner._deliver`` builds: every language rendered once, then bytes per recipient."""
-    renderer = wiring.renderer_factory(w.settings)(w.occ.series)
-    recipient_for = wiring.recipient_factory(w.settings, w.plan)
-    now = clock()
-    m = meeting(w.occ)
-    rendered = {
-        lang: renderer.render(
-            mailing.kind, w.occ, m, sequence=mailing.sequence, now=now, language=lang
-        )
-        for lang in ("de", "en")
-    }
-    domain = wiring._domain(wiring.envelope_sender(w.settings, w.plan))
-
-    def personalise(d: DeliveryRow) -> bytes:
-        lang = d.language if d.language in rendered else w.occ.series.language
-        mid = f"<{mailing.id}.{d.id}.{mailing.kind}@{domain}>"
-        return rendered[lang].personalise(recipient_for(d, mailing), message_id=mid, date=now)
-
-    return personalise
-
-
 def sender(w: World) -> str:
     return wiring.envelope_sender(w.settings, w.plan)
 
 
-# --- the two contenders ------------------------------------------------------------------------
-def run_session_bot(w: World, sequence: int, port: int, expected: int) -> float:
+def prebuilt_messages(w: World) -> list[tuple[str, bytes]]:
+    """The same personalised messages session-bot sends, built before any clock starts."""
+    mailing = freeze(w, 0)
+    captured: list[tuple[str, bytes]] = []
+
+    class Capture:
+        description = "capture"
+
+        def send_many(self, sender: str, messages: Any) -> Iterator[Any]:
+            from session_bot.app.ports.mail import SendResult
+
+            for rcpt, data in messages:
+                captured.append((rcpt, data))
+                yield SendResult("sent", 250, "ok")
+
+        def send(self, sender: str, recipient: str, message: bytes) -> Any:
+            return next(self.send_many(sender, [(recipient, message)]))
+
+        def check(self) -> None: ...
+
+        def clone(self) -> Capture:
+            return self
+
+        def close(self) -> None: ...
+
+    settings = w.settings.model_copy(update={"smtp_connections": 1})
+    single = _with_workers(settings, 1)
+    runner = wiring.build_runner(single, w.plan, w.store, None, system_clock, Capture())
+    runner.connections = 1
+    runner.deliver(mailing)
+    return captured
+
+
+def _with_workers(settings: Settings, workers: int) -> Settings:
+    if "delivery_workers" in type(settings).model_fields:
+        return settings.model_copy(update={"delivery_workers": workers})
+    return settings
+
+
+# --- the contenders ----------------------------------------------------------------------------
+def run_session_bot(w: World, sequence: int, workers: int | None, expected: int) -> float:
+    """The runner's delivery of a freshly frozen mailing (rendering included)."""
     mailing = freeze(w, sequence)
-    transport = SmtpTransport("127.0.0.1", port, tls="none")
+    settings = w.settings if workers is None else _with_workers(w.settings, workers)
+    runner = wiring.build_runner(settings, w.plan, w.store, None, system_clock)
     started = time.perf_counter()
-    report = deliver_mailing(
-        w.store,
-        transport,
-        mailing.id,
-        runner_personalise(w, mailing),
-        sender=sender(w),
-        clock=clock,
-        connections=CONNECTIONS,
-    )
+    report = runner.deliver(mailing)
     elapsed = time.perf_counter() - started
-    transport.close()
+    runner.transport.close()
     if report.sent != expected:
         raise SystemExit(f"session-bot sent {report.sent} of {expected}: {report.failures[:3]}")
     return elapsed
 
 
-def prebuilt_messages(w: World) -> list[tuple[str, bytes]]:
-    """The same personalised messages, built before the clock starts."""
-    mailing = freeze(w, 0)
-    personalise = runner_personalise(w, mailing)
-    claim = w.store.deliveries.claim(mailing.id, clock=clock, worker="bench", limit=10**9)
-    return [(row.email, personalise(row)) for row in claim.rows]
-
-
-def run_raw(messages: list[tuple[str, bytes]], port: int, envelope_from: str) -> float:
+def run_smtplib(messages: list[tuple[str, bytes]], port: int, envelope_from: str) -> float:
     import smtplib
 
     def push(part: list[tuple[str, bytes]]) -> None:
@@ -298,6 +309,10 @@ def run_raw(messages: list[tuple[str, bytes]], port: int, envelope_from: str) ->
             conn.sendmail(envelope_from, [rcpt], data)
         conn.quit()
 
+    return _threads(push, messages)
+
+
+def _threads(push: Callable[[list[tuple[str, bytes]]], None], messages: list[Any]) -> float:
     threads = [
         threading.Thread(target=push, args=(messages[i::CONNECTIONS],)) for i in range(CONNECTIONS)
     ]
@@ -309,30 +324,78 @@ def run_raw(messages: list[tuple[str, bytes]], port: int, envelope_from: str) ->
     return time.perf_counter() - started
 
 
+class _Replies:
+    """SMTP replies read from a socket (multi-line replies joined)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.file = sock.makefile("rb")
+
+    def code(self) -> int:
+        while True:
+            line = self.file.readline()
+            if not line:
+                raise ConnectionError("sink closed the connection")
+            if line[3:4] != b"-":
+                return int(line[:3])
+
+
+def run_pipelined(messages: list[tuple[str, bytes]], port: int, envelope_from: str) -> float:
+    """One round trip per message: MAIL, RCPT, DATA go out with the previous message's data."""
+
+    def envelope(rcpt: str, data: bytes) -> bytes:
+        return (
+            f"MAIL FROM:<{envelope_from}> SIZE={len(data)}\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n"
+        ).encode()
+
+    def push(part: list[tuple[str, bytes]]) -> None:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            replies = _Replies(sock)
+            replies.code()
+            sock.sendall(b"EHLO bench.example.org\r\n")
+            replies.code()
+            sock.sendall(envelope(*part[0]))
+            for i, (_, data) in enumerate(part):
+                codes = (replies.code(), replies.code(), replies.code())
+                if codes != (250, 250, 354):
+                    raise SystemExit(f"pipelined sender: envelope answered {codes}")
+                if data.startswith(b".") or b"\n." in data:
+                    data = data.replace(b"\n.", b"\n..")
+                tail = envelope(*part[i + 1]) if i + 1 < len(part) else b"QUIT\r\n"
+                sock.sendall(data + b".\r\n" + tail)
+                if replies.code() != 250:
+                    raise SystemExit("pipelined sender: message refused")
+
+    return _threads(push, messages)
+
+
+def run_smtp_source(postfix: Postfix, port: int, eml: Path, n: int, envelope_from: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            *(str(postfix.sbin / "smtp-source"), "-d", "-s", str(CONNECTIONS), "-m", str(n)),
+            *("-F", str(eml), "-f", envelope_from, "-t", "teilnehmer@example.org"),
+            f"127.0.0.1:{port}",
+        ],
+        env=postfix.env,
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
 # --- peak memory -------------------------------------------------------------------------------
 def rss_child(folder: str, port: int) -> None:
     """In a fresh process: open the store, deliver its one open mailing, print peak RSS (MiB)."""
-    settings = load_settings(
-        None,
-        var_dir=Path(folder),
-        plan=EXAMPLE_PLAN,
-        secret_key="bench-secret-key-0123456789abcdef",
-        public_url="https://session-bot.example.org",
-    )
+    settings = bench_settings(Path(folder), port)
     store = wiring.open_store(settings)
     plan = load_plan(EXAMPLE_PLAN)
-    occ = find_occurrence(plan, SESSION_DAY)
-    session = store.sessions.get(occ.key)
-    assert session is not None
-    w = World(settings, plan, occ, store, session.id)
+    runner = wiring.build_runner(settings, plan, store, None, system_clock)
     (mailing,) = store.mailings.open()
-    transport = SmtpTransport("127.0.0.1", port, tls="none")
-    report = deliver_mailing(
-        store, transport, mailing.id, runner_personalise(w, mailing), sender=sender(w),
-        clock=clock, connections=CONNECTIONS,
-    )  # fmt: skip
-    transport.close()
-    print(json.dumps({"sent": report.sent, "rss_mb": round(peak_rss_mb(), 1)}))
+    report = runner.deliver(mailing)
+    runner.transport.close()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    own = peak_rss_mb()
+    print(json.dumps({"sent": report.sent, "rss_mb": round(max(own, children), 1)}))
 
 
 def peak_rss_mb() -> float:
@@ -346,7 +409,7 @@ def peak_rss_mb() -> float:
 
 def measure_rss(recipients: int, port: int) -> tuple[float, int]:
     with tempfile.TemporaryDirectory(prefix="sb-bench-rss-") as folder:
-        w = world(Path(folder), recipients)
+        w = world(bench_settings(Path(folder), port), recipients)
         freeze(w, 0)
         w.store.close()
         out = subprocess.run(
@@ -359,15 +422,8 @@ def measure_rss(recipients: int, port: int) -> tuple[float, int]:
     return float(result["rss_mb"]), int(result["sent"])
 
 
-def measure_postgresql(
-    folder: Path,
-    n: int,
-    pairs: int,
-    port: int,
-    messages: list[tuple[str, bytes]],
-    envelope_from: str,
-) -> dict[str, float]:
-    """The same interleaved pairs with the store on a fresh PostgreSQL database (dropped after)."""
+# --- main --------------------------------------------------------------------------------------
+def postgresql_url(folder: Path) -> tuple[str, Callable[[], None]]:
     import uuid
 
     import psycopg
@@ -376,43 +432,44 @@ def measure_postgresql(
     name = f"sb_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute(f'CREATE DATABASE "{name}"')
-    url = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name
-    try:
-        w = world(folder / "pg", n, url)
-        ratios, rates = [], []
-        for i in range(pairs):
-            raw = n / run_raw(messages, port, envelope_from)
-            bot = n / run_session_bot(w, i + 1, port, n)
-            ratios.append(bot / raw)
-            rates.append(bot)
-            print(f"postgresql pair {i + 1}: raw {raw:7.0f}/s   session-bot {bot:7.0f}/s   "
-                  f"ratio {bot / raw:.2f}")  # fmt: skip
-        w.store.close()
-    finally:
+
+    def drop() -> None:
         with psycopg.connect(admin, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    result = {
-        "rate_session_bot_postgresql": round(statistics.median(rates), 1),
-        "ratio_postgresql": round(statistics.median(ratios), 3),
-    }
-    print(f"median on PostgreSQL: session-bot {result['rate_session_bot_postgresql']:.0f}/s, "
-          f"ratio {result['ratio_postgresql']:.2f}")  # fmt: skip
-    return result
+
+    url = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name
+    return url, drop
 
 
-# --- main --------------------------------------------------------------------------------------
+def rounds(
+    contenders: dict[str, Callable[[], float]], n: int, count: int
+) -> dict[str, list[float]]:
+    """``count`` rounds, the order rotated by one each round; messages per second."""
+    names = list(contenders)
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(count):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        line = []
+        for name in order:
+            rate = n / contenders[name]()
+            rates[name].append(rate)
+            line.append(f"{name} {rate:6.0f}/s")
+        print(f"round {r + 1}: " + "   ".join(line), flush=True)
+    return rates
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipients", type=int, default=10_000)
-    ap.add_argument("--pairs", type=int, default=5)
-    ap.add_argument("--rss-sizes", default="1000,100000")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rss-sizes", default="1000,100000", help="'' to skip the RSS figures")
     ap.add_argument("--rss-child", nargs=2, metavar=("FOLDER", "PORT"), help=argparse.SUPPRESS)
     ap.add_argument("--fallback-sink", type=int, metavar="PORT", help=argparse.SUPPRESS)
     ap.add_argument(
         "--database",
         choices=("sqlite", "postgresql"),
         default="sqlite",
-        help="postgresql: also measure the rate with the store on PostgreSQL (127.0.0.1:5432)",
+        help="the ledger's database (postgresql: a fresh database at 127.0.0.1:5432, dropped)",
     )
     args = ap.parse_args()
     if args.fallback_sink:
@@ -422,60 +479,92 @@ def main() -> None:
         rss_child(args.rss_child[0], int(args.rss_child[1]))
         return
     n = args.recipients
-    with smtp_sink() as sink, tempfile.TemporaryDirectory(prefix="sb-bench-") as folder:
+    postfix = find_postfix()
+    drop: Callable[[], None] | None = None
+    with smtp_sink(postfix) as sink, tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp:
+        folder = Path(tmp)
         print(f"sink: {sink.name} on 127.0.0.1:{sink.port}")
-        w = world(Path(folder), n)
-        messages = prebuilt_messages(w)
-        size = sum(len(m) for _, m in messages) / len(messages)
-        print(f"{n} personalised invitations (HTML + text + .ics), mean {size / 1024:.1f} KiB, "
-              f"{CONNECTIONS} connections, claim batch {BATCH}, SQLite WAL in {folder}")  # fmt: skip
-        envelope_from = sender(w)
-        probe = SmtpTransport("127.0.0.1", sink.port, tls="none")
-        probe.check()
-        conn = probe._connect()
-        pipelining = conn.has_extn("pipelining")
-        conn.quit()
-        print(f"sink offers PIPELINING: {pipelining} (session-bot uses it, smtplib.sendmail not)")
-        run_raw(messages[:200], sink.port, envelope_from)  # warm-up: connections, caches
-        pairs: list[tuple[float, float]] = []
-        for i in range(args.pairs):
-            raw = n / run_raw(messages, sink.port, envelope_from)
-            bot = n / run_session_bot(w, i + 1, sink.port, n)
-            pairs.append((raw, bot))
-            print(f"pair {i + 1}: raw {raw:7.0f}/s   session-bot {bot:7.0f}/s   "
-                  f"ratio {bot / raw:.2f}")  # fmt: skip
-        rate_raw = statistics.median(p[0] for p in pairs)
-        rate_bot = statistics.median(p[1] for p in pairs)
-        ratio = statistics.median(p[1] / p[0] for p in pairs)
-        print(f"median: raw {rate_raw:.0f}/s, session-bot {rate_bot:.0f}/s, "
-              f"ratio {ratio:.2f} (median of the pair ratios)")  # fmt: skip
-        w.store.close()
-        pg: dict[str, float] = {}
+        url = ""
         if args.database == "postgresql":
-            pg = measure_postgresql(Path(folder), n, args.pairs, sink.port, messages, envelope_from)
-        del messages
+            url, drop = postgresql_url(folder)
+        try:
+            w = world(bench_settings(folder, sink.port, url), n)
+            messages = prebuilt_messages(w)
+            size = sum(len(m) for _, m in messages) / len(messages)
+            envelope_from = sender(w)
+            eml = folder / "one.eml"
+            # smtp-source appends CRLF to every line of its -F file: give it LF line ends.
+            eml.write_bytes(messages[1][1].replace(b"\r\n", b"\n"))
+            workers = getattr(w.settings, "delivery_workers", None)
+            if workers == 0:
+                workers = os.cpu_count() or 1
+            print(
+                f"{n} personalised invitations, mean {size / 1024:.1f} KiB, {CONNECTIONS} "
+                f"connections each, ledger on {args.database}, {os.cpu_count()} cores, "
+                f"session-bot workers: {workers or 'none (one process)'}"
+            )
+            contenders: dict[str, Callable[[], float]] = {}
+            if postfix is not None and sink.name == "postfix smtp-sink":
+                contenders["smtp-source"] = lambda: run_smtp_source(
+                    postfix, sink.port, eml, n, envelope_from
+                )
+            contenders["pipelined"] = lambda: run_pipelined(messages, sink.port, envelope_from)
+            contenders["smtplib"] = lambda: run_smtplib(messages, sink.port, envelope_from)
+            sequence = iter(range(1, 10**6))
+            contenders["session-bot"] = lambda: run_session_bot(w, next(sequence), None, n)
+            if workers is not None and workers > 1:
+                contenders["session-bot-1p"] = lambda: run_session_bot(w, next(sequence), 1, n)
+            # Warm-up: connections, caches, the sink's first sessions.
+            run_pipelined(messages[:400], sink.port, envelope_from)
+            run_smtplib(messages[:400], sink.port, envelope_from)
+            rates = rounds(contenders, n, args.rounds)
+            w.store.close()
+        finally:
+            if drop is not None:
+                drop()
+        messages.clear()
         rss: dict[int, float] = {}
-        for size_n in (int(s) for s in args.rss_sizes.split(",")):
+        for size_n in (int(s) for s in args.rss_sizes.split(",") if s):
             started = time.perf_counter()
             rss[size_n], sent = measure_rss(size_n, sink.port)
-            print(f"peak RSS delivering {size_n} recipients to the sink in a fresh process: "
+            print(f"peak RSS delivering {size_n} recipients in a fresh process (and its workers): "
                   f"{rss[size_n]:.1f} MiB ({sent} sent, {time.perf_counter() - started:.0f} s)")  # fmt: skip
+    med = {name: statistics.median(r) for name, r in rates.items()}
+
+    def ratio(to: str, of: str = "session-bot") -> float | None:
+        if to not in rates:
+            return None
+        return round(statistics.median(a / b for a, b in zip(rates[of], rates[to], strict=True)), 3)
+
+    for name in rates:
+        print(f"median {name}: {med[name]:.0f}/s")
+    for to in ("smtp-source", "pipelined", "smtplib"):
+        if to in rates:
+            print(f"session-bot / {to}: {ratio(to):.2f}")
+        else:
+            print(f"session-bot / {to}: not measured")
     sizes = sorted(rss)
     result = {
-        "rate_session_bot": round(rate_bot, 1),
-        "rate_baseline": round(rate_raw, 1),
-        "ratio": round(ratio, 3),
+        "rate_session_bot": round(med["session-bot"], 1),
+        "rate_session_bot_1p": round(med["session-bot-1p"], 1) if "session-bot-1p" in med else None,
+        "rate_smtp_source": round(med["smtp-source"], 1) if "smtp-source" in med else None,
+        "rate_pipelined": round(med["pipelined"], 1),
+        "rate_smtplib": round(med["smtplib"], 1),
+        "ratio_vs_smtp_source": ratio("smtp-source"),
+        "ratio_vs_pipelined": ratio("pipelined"),
+        "ratio_vs_smtplib": ratio("smtplib"),
+        "ratio_1p_vs_smtp_source": ratio("smtp-source", "session-bot-1p")
+        if "session-bot-1p" in rates
+        else None,
+        "workers": workers,
         "connections": CONNECTIONS,
-        "batch": BATCH,
         "recipients": n,
-        "pairs": args.pairs,
+        "rounds": args.rounds,
+        "database": args.database,
         "sink": sink.name,
-        **pg,
-        "pipelining": pipelining,
         "rss_1k_mb": rss.get(1000),
         "rss_100k_mb": rss.get(100_000),
         "rss_ratio": round(rss[sizes[-1]] / rss[sizes[0]], 3) if len(sizes) > 1 else None,
-        "rss_measures": "peak RSS of a fresh process delivering the whole mailing to the sink",
     }
     print(json.dumps(result))
 

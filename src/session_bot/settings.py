@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     rate_per_second: int | None = Field(None, ge=1)
     rate_per_minute: int | None = Field(None, ge=1)
     rate_per_hour: int | None = Field(None, ge=1)
+    # A mailing owing at least this many messages is delivered by several processes (up to
+    # delivery_workers, 0: one per core; never more than smtp_connections, which they share).
+    delivery_workers: int = Field(0, ge=0, le=64)
+    delivery_workers_threshold: int = Field(2000, ge=1)
     # How long a run waits for retries due soon (a server that said "try later") before it
     # leaves them to the next run and ends as incomplete.
     retry_wait_seconds: int = Field(300, ge=0, le=3600)
@@ -160,8 +164,8 @@ class Settings(BaseSettings):
             raise ValueError(f"{exc}; give IP addresses or CIDRs, comma-separated") from None
 
     # The public home page and calendar feed (issue 17) ----------------------------------------
-    # The organiser's imprint and privacy notice, linked from the public page; `check` fails a
-    # public deployment without them (German law expects both where personal data is collected).
+    # The organiser's imprint and privacy notice, linked from the public page; `check` warns on
+    # a public deployment without them (German law expects both where personal data is collected).
     imprint_url: str | None = None
     privacy_url: str | None = None
     # Optional branding of the public page: an accent colour (#rrggbb, at least 4.5:1 against

@@ -7,23 +7,25 @@ import datetime as dt
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
-from session_bot import preflight
-from session_bot.adapters.clock import system_clock
+from session_bot import logs, preflight
+from session_bot.adapters.clock import ShiftedClock, system_clock
 from session_bot.adapters.db.advisory import AdvisoryLock, is_postgresql
 from session_bot.adapters.db.store import Store, StoreTokenCache
 from session_bot.adapters.lock import FileLock, RunLock
 from session_bot.adapters.mail import MaildirTransport, SmtpTransport, Transport
 from session_bot.adapters.render.announcement import announcement_renderers
 from session_bot.adapters.render.invitations import DkimConfig, MailConfig, Renderer
+from session_bot.adapters.workers import HelperJob, ProcessHelpers
 from session_bot.adapters.zoom import ZoomClient
 from session_bot.app.alerts import Alerter
 from session_bot.app.console.accounts import Accounts
-from session_bot.app.delivery import RateLimits
+from session_bot.app.delivery import DeliveryReport, RateLimits
 from session_bot.app.ports import store as ports
 from session_bot.app.runner import Runner
 from session_bot.core.clock import Clock
@@ -297,7 +299,7 @@ def build_runner(
     progress: bool = False,
 ) -> Runner:
     preflight.check_mail_addresses(settings, plan)
-    return Runner(
+    runner = Runner(
         plan=plan,
         store=store,
         zoom=zoom,
@@ -316,7 +318,44 @@ def build_runner(
         ),
         progress=progress,
         retry_wait=dt.timedelta(seconds=settings.retry_wait_seconds),
+        delivery_helpers=(
+            delivery_helpers(settings, plan, clock) if settings.smtp_configured else None
+        ),
     )
+    return runner
+
+
+def delivery_helpers(settings: Settings, plan: Plan, clock: Clock) -> ProcessHelpers:
+    """Worker processes for a large mailing: one per core unless SESSION_BOT_DELIVERY_WORKERS
+    says fewer; each builds its parts from the same settings and plan, on the caller's clock."""
+    shift = (clock() - system_clock()).total_seconds()
+    return ProcessHelpers(
+        deliver_as_helper,
+        (settings, plan, shift),
+        processes=settings.delivery_workers or os.cpu_count() or 1,
+        threshold=settings.delivery_workers_threshold,
+    )
+
+
+def deliver_as_helper(
+    setup: tuple[Settings, Plan, float], job: HelperJob, stop: threading.Event
+) -> DeliveryReport:
+    """In a helper process: deliver the mailing as worker ``job.worker`` until done or stopped."""
+    settings, plan, shift = setup
+    logs.setup_logging(settings.log_format, job.log_level)
+    clock: Clock = system_clock
+    if abs(shift) > 1:  # `run --now` (testing): the caller's clock runs ahead or behind
+        clock = ShiftedClock(system_clock() + dt.timedelta(seconds=shift))
+    store = open_store(settings)
+    try:
+        runner = build_runner(settings, plan, store, None, clock)
+        runner.worker, runner.connections, runner.stop = job.worker, job.connections, stop
+        try:
+            return runner.deliver(store.mailings.get(job.mailing_id))
+        finally:
+            runner.transport.close()
+    finally:
+        store.close()
 
 
 def var_path(settings: Settings, name: str) -> Path:
@@ -339,6 +378,12 @@ def make_alerter(
         sender=envelope_sender(settings, plan),
         from_address=settings.mail_from or plan.series[0].organiser.email,
         plan_source=plan.source,
+        # A plan kept in the database is edited in the console: the alert links there.
+        console_url=(
+            settings.public_url.rstrip("/") + "/admin/"
+            if plan.source.startswith("database:")
+            else None
+        ),
         organiser=plan.series[0].organiser.email,
         zone=plan.series[0].zone,
         clock=clock,

@@ -19,7 +19,7 @@ from session_bot import wiring
 from session_bot.adapters.clock import ManualClock
 from session_bot.adapters.db.store import Store
 from session_bot.adapters.mail import SmtpTransport
-from session_bot.app.alerts import (
+from session_bot.app.alert_texts import (
     held_text,
     run_failed_text,
     stuck_text,

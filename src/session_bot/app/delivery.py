@@ -16,7 +16,6 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
 
 from session_bot.app.delivery_policy import (
     MAX_ATTEMPTS,
@@ -31,9 +30,6 @@ from session_bot.app.ports.store import Store
 from session_bot.core.clock import Clock
 from session_bot.core.errors import MailError
 from session_bot.core.records import DeliveryOutcome, DeliveryRow, OutcomeStatus
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("session_bot.delivery")  # the component name admins filter by
 
@@ -320,14 +316,7 @@ class _Delivery:
         r.seconds = (self.clock() - self.started).total_seconds()
         if self.errors:
             raise self.errors[0]
-        self.store.mailings.finish_if_done(self.mailing_id, self.clock())
-        counts = self.store.mailings.delivery_counts(self.mailing_id)
-        r.temporary = counts.get("pending", 0) + counts.get("sending", 0)
-        if r.temporary:
-            claim = self.store.deliveries.claim(
-                self.mailing_id, clock=self.clock, worker=self.worker, limit=0
-            )
-            r.next_attempt_at = claim.wait_until
+        settle(self.store, self.mailing_id, r, clock=self.clock, worker=self.worker)
         if r.temporary and len(self.gave_up) == self.connections:
             raise MailError(
                 f"{self.gave_up[-1]} (mailing {self.mailing_id}: {r.sent} sent in this run, "
@@ -337,6 +326,17 @@ class _Delivery:
         return r
 
 
+def settle(store: Store, mailing_id: int, r: DeliveryReport, *, clock: Clock, worker: str) -> None:
+    """Close the mailing if nothing is owed; else say in ``r`` how much and when it is next due."""
+    store.mailings.finish_if_done(mailing_id, clock())
+    counts = store.mailings.delivery_counts(mailing_id)
+    r.temporary = counts.get("pending", 0) + counts.get("sending", 0)
+    r.next_attempt_at = None
+    if r.temporary:
+        claim = store.deliveries.claim(mailing_id, clock=clock, worker=worker, limit=0)
+        r.next_attempt_at = claim.wait_until
+
+
 __all__ = [
     "MAX_ATTEMPTS",
     "DeliveryPolicy",
@@ -344,4 +344,5 @@ __all__ = [
     "RateLimits",
     "backoff",
     "deliver_mailing",
+    "settle",
 ]

@@ -38,11 +38,32 @@ class RateLimits:
         return cls(windows) if windows else None
 
 
+# One process sends a few thousand messages a second; a limit below this needs no second one.
+ONE_PROCESS_RATE = 1000.0
+
+
+def processes_for(
+    owed: int, connections: int, rate: RateLimits | None, *, most: int, threshold: int
+) -> int:
+    """How many processes deliver a mailing owing ``owed`` messages: one below ``threshold``,
+    else up to ``most`` (the cores), never more than the connections (the provider's limit is on
+    connections, so they are shared out, not multiplied) and one when the rate limit is slower
+    than one process anyway."""
+    if owed < threshold or most <= 1 or connections <= 1:
+        return 1
+    if rate is not None:
+        fastest = min(n / w.total_seconds() for w, n in rate.windows)
+        if fastest < ONE_PROCESS_RATE:
+            return 1
+    return min(most, connections)
+
+
 @dataclass(frozen=True)
 class DeliveryPolicy:
     """Tuning; the defaults suit a real provider, tests shorten the waits."""
 
-    # Rows a connection claims at a time: also how many a crash can leave ambiguous per connection.
+    # Rows a connection claims at a time: also how many a crash can leave ambiguous per connection
+    # (the crash bound is processes × connections × batch; DESIGN.md, "Mail").
     batch: int = 10
     max_attempts: int = MAX_ATTEMPTS
     backoff: Callable[[int], dt.timedelta] = backoff

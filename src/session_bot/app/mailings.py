@@ -17,7 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from session_bot.app.delivery import DeliveryPolicy, DeliveryReport, RateLimits, deliver_mailing
+from session_bot.app.delivery import (
+    DeliveryPolicy,
+    DeliveryReport,
+    RateLimits,
+    deliver_mailing,
+    settle,
+)
+from session_bot.app.delivery_policy import processes_for
+from session_bot.app.ports.delivery import DeliveryHelpers, is_helper
 from session_bot.app.ports.render import RenderedMail, RendererFor
 from session_bot.app.ports.store import Store
 from session_bot.app.run_report import RunReport
@@ -77,6 +85,7 @@ class MailingDesk:
         recipient_for: RecipientFor,
         message_id_domain: str,
         occurrence_for: Callable[[str], Occurrence],
+        helpers: DeliveryHelpers | None = None,
     ) -> None:
         self._store = store
         self._renderer_for = renderer_for
@@ -87,6 +96,8 @@ class MailingDesk:
         self._message_id_domain = message_id_domain
         self._occurrence_for = occurrence_for
         self._rendered: dict[int, dict[str, RenderedMail]] = {}
+        # Worker processes for a large mailing; None: every mailing in this process.
+        self.helpers = helpers
 
     def invited(self, row: SessionRow) -> bool:
         return any(m.kind == "invitation" for m in self._store.mailings.of_session(row.id))
@@ -179,7 +190,56 @@ class MailingDesk:
         personalise: Callable[[DeliveryRow], bytes],
         options: DeliveryOptions,
     ) -> DeliveryReport:
-        """The mailing's due rows through the ledger (session mails and announcements alike)."""
+        """The mailing's due rows through the ledger (session mails and announcements alike);
+        a large one in several processes (``app.ports.delivery``)."""
+        helpers = self.helpers
+        processes = 1
+        if helpers is not None and not is_helper(options.worker):
+            counts = self._store.mailings.delivery_counts(mailing.id)
+            processes = processes_for(
+                counts.get("pending", 0) + counts.get("sending", 0),
+                options.connections,
+                options.rate,
+                most=helpers.processes,
+                threshold=helpers.threshold,
+            )
+        if helpers is None or processes == 1:
+            return self._deliver_here(mailing, personalise, options, options.connections)
+        # The provider's connection limit is shared out, not multiplied.
+        each = options.connections // processes
+        own = options.connections - each * (processes - 1)
+        log.info(
+            "mailing %s: %d processes deliver it (%d connection(s) each, %d here)",
+            mailing.id,
+            processes,
+            each,
+            own,
+        )
+        started = self._clock()
+        run = helpers.start(mailing.id, processes - 1, worker=options.worker, connections=each)
+        try:
+            report = self._deliver_here(mailing, personalise, options, own)
+        except BaseException:
+            run.stop()
+            try:
+                run.wait()
+            except SessionBotError as exc:
+                log.warning("mailing %s: a helper process failed too: %s", mailing.id, exc)
+            raise
+        for other in run.wait(options.stop):
+            report.add(other)
+        report.seconds = (self._clock() - started).total_seconds()
+        settle(self._store, mailing.id, report, clock=self._clock, worker=options.worker)
+        log.info("mailing %s, all processes: %s", mailing.id, report.summary())
+        return report
+
+    def _deliver_here(
+        self,
+        mailing: MailingRow,
+        personalise: Callable[[DeliveryRow], bytes],
+        options: DeliveryOptions,
+        connections: int,
+    ) -> DeliveryReport:
         return deliver_mailing(
             self._store,
             self._transport,
@@ -188,7 +248,7 @@ class MailingDesk:
             sender=self._sender,
             clock=self._clock,
             worker=options.worker,
-            connections=options.connections,
+            connections=connections,
             rate=options.rate,
             progress=options.progress,
             stop=options.stop,

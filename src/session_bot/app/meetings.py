@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
-from session_bot.app.alerts import zoom_changed_text, zoom_deleted_text
+from session_bot.app.alert_texts import zoom_changed_text, zoom_deleted_text
 from session_bot.app.ports.store import Store
 from session_bot.app.ports.zoom import ZoomMeetings
 from session_bot.app.run_report import RunReport

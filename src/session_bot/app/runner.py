@@ -17,12 +17,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from session_bot.app import announcements
-from session_bot.app.alerts import pending_text, stuck_text
+from session_bot.app.alert_texts import pending_text, stuck_text
 from session_bot.app.announcements import AnnouncementDesk, AnnouncementRendererFor
 from session_bot.app.delivery import DeliveryReport, RateLimits
 from session_bot.app.mailings import DeliveryOptions, MailingDesk, RecipientFor, Sent
 from session_bot.app.meetings import MeetingKeeper, meeting_request
 from session_bot.app.pending import PendingDesk
+from session_bot.app.ports.delivery import DeliveryHelpers
 from session_bot.app.ports.render import RendererFor
 from session_bot.app.ports.store import Store
 from session_bot.app.ports.zoom import ZoomMeetings
@@ -85,6 +86,7 @@ class Runner:
         stop: threading.Event | None = None,
         retry_wait: dt.timedelta | None = None,
         announcements: AnnouncementRendererFor | None = None,
+        delivery_helpers: DeliveryHelpers | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
@@ -111,6 +113,7 @@ class Runner:
             recipient_for=recipient_for,
             message_id_domain=message_id_domain,
             occurrence_for=self.occurrence_for,
+            helpers=delivery_helpers,
         )
         self._announcements = AnnouncementDesk(
             store, plan, clock, recipient_for, message_id_domain, lambda: self.announcements

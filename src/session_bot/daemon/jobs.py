@@ -138,7 +138,7 @@ class Jobs:
     def _job_check_plan(self) -> None:
         if self.plan_file.changed():
             log.info("plan in %s changed", self.plan_file.where)
-            self.reload_plan("plan changed")
+            self.reload_plan("file changed" if self.plan_file.file else "new plan revision")
 
     def _job_reload(self, reason: str) -> None:
         self.plan_file.remember()
@@ -151,7 +151,8 @@ class Jobs:
         except PlanError as exc:
             log.error("plan not reloaded (%s), keeping the previous one: %s", reason, exc)
             self.plan_problem = (
-                f"the plan in {self.plan_file.where} is not valid, so this daemon still runs "
+                f"the plan {'file ' if self.plan_file.file else 'in '}{self.plan_file.where} is "
+                "not valid, so this daemon still runs "
                 f"the previous plan: {exc}"
             )
             # The organiser saved it and believes it is in force: she must hear it is not.

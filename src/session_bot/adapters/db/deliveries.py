@@ -41,6 +41,23 @@ from session_bot.adapters.db.schema import deliveries, kv, mailings
 from session_bot.core.records import Claim, DeliveryOutcome, RateWindows
 
 
+def _own(claimed_by: str, worker: str) -> bool:
+    """Whether ``worker`` resumes a row ``claimed_by`` left: its own, and its helper processes'
+    (``worker#i``, see ``app.ports.delivery``); a helper resumes only its own."""
+    if claimed_by == worker:
+        return True
+    return "#" not in worker and claimed_by.startswith(worker + "#")
+
+
+def _claimed_by_own(worker: str) -> Any:
+    """``_own`` as SQL."""
+    exact = deliveries.c.claimed_by.is_(None) if not worker else deliveries.c.claimed_by == worker
+    if "#" in worker:
+        return exact
+    escaped = worker.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(exact, deliveries.c.claimed_by.like(escaped + "#%", escape="\\"))
+
+
 class DeliveryLedger:
     """Claiming delivery rows in small batches and recording what the server answered."""
 
@@ -155,9 +172,7 @@ class DeliveryLedger:
         inflight_bound: dt.timedelta,
     ) -> Any:
         """Which ``sending`` rows may be sent again (each may already be at the server)."""
-        mine = (
-            deliveries.c.claimed_by.is_(None) if not worker else deliveries.c.claimed_by == worker
-        )
+        mine = _claimed_by_own(worker)
         cond = or_(
             deliveries.c.next_attempt_at <= now,  # cut off without an answer; retry is due
             deliveries.c.sending_at < now - stale_after,
@@ -209,7 +224,7 @@ class DeliveryLedger:
             at = sending_at + stale_after
             if next_at is not None:
                 at = min(at, next_at)
-            mine = resume_before is not None and (claimed_by or "") == worker
+            mine = resume_before is not None and _own(claimed_by or "", worker)
             if mine and resume_before is not None and sending_at < resume_before:
                 at = now  # left by this worker's previous run
             if longest is not None:

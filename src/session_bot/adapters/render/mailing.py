@@ -57,6 +57,9 @@ class RenderedMailing:
     _salutation: Salutation
     _ics_halves: tuple[bytes, bytes] | None = None  # REQUEST: calendar around the ATTENDEE line
     _slots: frozenset[Slot] = field(default_factory=frozenset)
+    # Filled on first use; shared by the delivery threads (each assignment is atomic).
+    _fixed: dict[str, bytes] | None = None
+    _date_line: tuple[dt.datetime, str] | None = None
 
     def personalise(self, recipient: Recipient, *, message_id: str, date: dt.datetime) -> bytes:
         """The complete RFC 5322 message for ``recipient`` (CRLF line ends), DKIM-signed if set up."""
@@ -71,26 +74,27 @@ class RenderedMailing:
         return self._fill(to, message_id, date)
 
     def _fill(self, recipient: Recipient, message_id: str, date: dt.datetime) -> bytes:
-        name = clean_line(recipient.name or "") or None
+        name = clean_line(recipient.name) if recipient.name else None
         url = recipient.unsubscribe_url
         if url is None and self.bulk and not self.test_send:
             raise ValueError(f"{self.kind} mail to {recipient.email} needs an unsubscribe link")
         shown_url = url or self._config.preview_unsubscribe_url
+        fixed = self._fixed
+        if fixed is None:
+            fixed = self._fixed = _anonymous_values(self._salutation)
         values: dict[Slot, bytes] = {
-            Slot("headers", "personal"): self._headers(recipient, message_id, date)
+            Slot("headers", "personal"): self._headers(recipient, name, message_id, date)
         }
         sal = self._salutation
         for slot in self._slots:
-            if slot.part == "text" and slot.name == "salutation":
-                text = sal.text_named.replace(token("name"), name) if name else sal.text_anonymous
-                values[slot] = qp_encode(text)
-            elif slot.part == "html" and slot.name == "salutation":
-                html = (
-                    sal.html_named.replace(token("name"), str(escape(name)))
-                    if name
-                    else sal.html_anonymous
-                )
-                values[slot] = qp_encode(html)
+            if slot.name == "salutation":
+                if not name:
+                    values[slot] = fixed[slot.part]
+                elif slot.part == "text":
+                    values[slot] = qp_encode(sal.text_named.replace(token("name"), name))
+                else:
+                    html = sal.html_named.replace(token("name"), str(escape(name)))
+                    values[slot] = qp_encode(html)
             elif slot.name == "unsubscribe_url":
                 values[slot] = qp_encode(
                     str(escape(shown_url)) if slot.part == "html" else shown_url
@@ -101,24 +105,31 @@ class RenderedMailing:
                 values[slot] = base64.encodebytes(cal).replace(b"\n", b"\r\n")
         return join(self._segments, values)
 
-    def _headers(self, r: Recipient, message_id: str, date: dt.datetime) -> bytes:
+    def _headers(self, r: Recipient, name: str | None, message_id: str, date: dt.datetime) -> bytes:
         if date.tzinfo is None:
             raise ValueError("Date header needs an aware datetime")
         mid = safe_header_value(
             message_id.strip().removeprefix("<").removesuffix(">"), "Message-ID"
         )
-        lines = [
-            f"To: {format_address(r.name, r.email)}",
-            f"Date: {format_datetime(date)}",
-            f"Message-ID: <{mid}>",
-        ]
+        # One moment for the whole mailing: formatted once, not per recipient.
+        last = self._date_line
+        if last is None or last[0] != date:
+            last = self._date_line = (date, f"Date: {format_datetime(date)}\r\n")
+        head = f"To: {format_address(name, r.email)}\r\n{last[1]}Message-ID: <{mid}>\r\n"
         if self.bulk and r.unsubscribe_url:
-            links = [f"<{safe_header_value(r.unsubscribe_url, 'unsubscribe URL')}>"]
+            links = f"<{safe_header_value(r.unsubscribe_url, 'unsubscribe URL')}>"
             if r.unsubscribe_mailto:
-                links.append(f"<{safe_header_value(r.unsubscribe_mailto, 'unsubscribe mailto')}>")
-            lines.append("List-Unsubscribe: " + ",\r\n ".join(links))
-            lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
-        return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+                links += f",\r\n <{safe_header_value(r.unsubscribe_mailto, 'unsubscribe mailto')}>"
+            head += f"List-Unsubscribe: {links}\r\n{_ONE_CLICK}"
+        return head.encode("utf-8")
+
+
+_ONE_CLICK = "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+
+
+def _anonymous_values(sal: Salutation) -> dict[str, bytes]:
+    """The salutation without a name, encoded once per mailing (per part)."""
+    return {"text": qp_encode(sal.text_anonymous), "html": qp_encode(sal.html_anonymous)}
 
 
 def assemble(

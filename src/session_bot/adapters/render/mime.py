@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 from email import policy
-from email.header import Header
 
 from session_bot.adapters.render import ics
 from session_bot.adapters.render.personalise import (
@@ -18,6 +17,7 @@ from session_bot.adapters.render.personalise import (
     Segment,
     Slot,
     clean_line,
+    encoded_words,
     format_address,
     phrase_and_address,
     safe_header_value,
@@ -59,7 +59,18 @@ def message_segments(
         static_headers(config, parts, lang, bulk, list_name),
         *body,
     ]
-    return segments, ics_halves
+    return _merged(segments), ics_halves
+
+
+def _merged(segments: list[Segment]) -> list[Segment]:
+    """Adjacent bytes joined once here, so a recipient's message is a join of few pieces."""
+    out: list[Segment] = []
+    for s in segments:
+        if isinstance(s, bytes) and out and isinstance(out[-1], bytes):
+            out[-1] += s
+        else:
+            out.append(s)
+    return out
 
 
 def _alternative(parts: MailParts, boundary: str) -> list[Segment]:
@@ -119,8 +130,8 @@ def _fold_encoded(name: str, value: str) -> str:
     """A folded header line, RFC 2047-encoded when not ASCII (policy.SMTP leaves short ones raw)."""
     if value.isascii():
         return str(policy.SMTP.fold(name, value))
-    encoded = Header(value, "utf-8", maxlinelen=76, header_name=name).encode(linesep="\r\n")
-    return f"{name}: {encoded}\r\n"
+    words = encoded_words(value, LINE_MAX - len(name) - 2)
+    return f"{name}: " + "\r\n ".join(words) + "\r\n"
 
 
 def _phrase(name: str) -> str:

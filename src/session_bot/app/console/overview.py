@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from session_bot.app.pending import PendingDesk
 from session_bot.app.ports.store import Store
 from session_bot.app.runner import state_from_store
 from session_bot.core.plan import Occurrence, Plan
@@ -115,6 +116,8 @@ def overview(store: Store, plan: Plan, now: dt.datetime, problems: list[str]) ->
     result = Overview(now, views, steps[:3], last_run=store.runs.last())
     for problem in problems:
         result.attention.append(("problem", {"text": problem}))
+    for change in PendingDesk(store, lambda: now, lambda: plan).pending():
+        result.attention.append(("pending", {"session": change.occurrence, "kind": change.kind}))
     for v in views:
         if v.state == "held":
             result.attention.append(("held", {"session": v.occurrence}))

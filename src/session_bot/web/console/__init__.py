@@ -14,6 +14,7 @@ from session_bot.web.console import (
     run,
     sessions,
     subscribers,
+    updates,
 )
 
 router = APIRouter()
@@ -25,3 +26,4 @@ router.include_router(mailings.router)
 router.include_router(announcements.router)
 router.include_router(subscribers.router)
 router.include_router(audit.router)
+router.include_router(updates.router)

@@ -137,6 +137,7 @@ def render(
             csrf=me.csrf if me else "",
             current=current,
             notices=notices or [],
+            pending_count=_pending_count(ctx) if me else 0,
             moment=lambda v: _moment(v, lang, zone),
             day=lambda v: _day(v, lang, zone),
             **values,
@@ -152,6 +153,15 @@ def set_session_cookie(response: Response, ctx: WebContext, token: str) -> None:
     response.set_cookie(
         SESSION_COOKIE, token, httponly=True, samesite="lax", secure=secure(ctx), path="/admin"
     )
+
+
+def _pending_count(ctx: WebContext) -> int:
+    """Changes waiting for the organiser (the navigation's count); 0 while the plan is unusable
+    (the overview names that problem)."""
+    try:
+        return len(ctx.pending().pending())
+    except SessionBotError:
+        return 0
 
 
 def _zone(ctx: WebContext) -> Any:
