@@ -46,7 +46,7 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix src tests bench scripts
 
 bench: $(VENV)/.installed-dev
-	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+	@set -e; for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 clean:
 	@# Only the demo's folder: ./var may hold a live database by now.

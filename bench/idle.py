@@ -14,7 +14,6 @@ daemon), plus the sandbox daemon's figures.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import statistics
@@ -26,38 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-TICKS = os.sysconf("SC_CLK_TCK")
+from _procs import cpu_seconds, plan_text, rss_mb
+
 BIN = Path(sys.executable).parent
-
-
-def plan_text() -> str:
-    day = dt.date.today() + dt.timedelta(days=35)
-    day += dt.timedelta(days=(2 - day.weekday()) % 7)
-    return f"""\
-series:
-  - id: willkommen
-    title: "Willkommen: Online Austausch"
-    rrule: "FREQ=MONTHLY;BYDAY=-1WE"
-    starts_on: {day.isoformat()}
-    start: "12:30"
-    timezone: Europe/Berlin
-    organiser:
-      name: Kristina Neumann
-      email: kristina.neumann@example.org
-"""
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of stat(5)
-    return (utime + stime) / TICKS
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Daemon:

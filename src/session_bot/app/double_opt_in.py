@@ -122,11 +122,33 @@ def request_subscription(
     now: dt.datetime,
     limits: RateLimits = RateLimits(),
 ) -> SubscribeOutcome:
-    """Record a web request for ``address``; raises ``InvalidAddress`` for a malformed one."""
+    """Record a web request for ``address``; raises ``InvalidAddress`` for a malformed one.
+
+    Its writes (the rate-limit counts, the subscriber row) are one short transaction: all or
+    none of them, and no wait behind the deliveries' writes in the database's busy handler."""
     email = normalise_address(address)
     key = email_key(email)
     name = clean_name(name)
     language = language if language in LANGUAGES else "de"
+    consent = _consent(proof, consent_version, now)
+    with store.transaction():
+        return _record_request(
+            store, secret, email, key, name, language, consent, proof, now, limits
+        )
+
+
+def _record_request(
+    store: Store,
+    secret: str,
+    email: str,
+    key: str,
+    name: str | None,
+    language: str,
+    consent: dict[str, Any],
+    proof: RequestProof,
+    now: dt.datetime,
+    limits: RateLimits,
+) -> SubscribeOutcome:
     if proof.ip and not store.counters.hit_rate_limit(
         "c:" + keyed_hash(secret, "rate-client", client_bucket(proof.ip))[:40],
         now,
@@ -144,7 +166,6 @@ def request_subscription(
         limits.per_address,
     ):
         return SubscribeOutcome("address-limited", email)
-    consent = _consent(proof, consent_version, now)
     if row is None:
         sid = store.subscribers.try_add(
             email, name=name, language=language, status="pending", now=now, **consent

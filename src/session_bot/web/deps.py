@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from session_bot import wiring
+from session_bot.adapters.render.confirmation import ConfirmationMails
 from session_bot.adapters.render.invitations import MailConfig, Renderer
 from session_bot.app.consent_mails import ConsentMailSetup
 from session_bot.app.pending import PendingDesk
@@ -48,7 +49,6 @@ class WebContext:
     # What keeps this process from doing its job although it answers (e.g. the plan on disk is
     # invalid), one sentence each; any makes /healthz answer 503 so monitoring notices.
     problems: Callable[[], list[str]] | None = None
-
     # The plan's file when it is managed as one (SESSION_BOT_PLAN / --plan): the console shows
     # it read-only. None: the plan lives in the database and the console edits it.
     plan_file: Path | None = None
@@ -96,7 +96,7 @@ class _LazyRenderer:
     def render_confirmation(
         self, *, language: str, confirm_url: str, series_title: str, now: dt.datetime
     ) -> RenderedMail:
-        return _renderer(self.config).render_confirmation(
+        return _confirmations(self.config).render_confirmation(
             language=language, confirm_url=confirm_url, series_title=series_title, now=now
         )
 
@@ -105,6 +105,12 @@ class _LazyRenderer:
 def _renderer(config: MailConfig) -> Renderer:
     # Loading the templates (and checking a DKIM key) once per configuration, not per mail.
     return Renderer(config)
+
+
+@functools.lru_cache(maxsize=8)
+def _confirmations(config: MailConfig) -> ConfirmationMails:
+    # The confirmation pre-rendered once per language and title: a request fills in its link.
+    return ConfirmationMails(_renderer(config))
 
 
 def get_context(request: Request) -> WebContext:

@@ -77,4 +77,5 @@ def store_failed(request: Request, exc: Exception) -> Response:
         paragraphs=[text],
         button=None,
         link=None,
+        feed=None,
     )

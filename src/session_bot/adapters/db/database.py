@@ -181,10 +181,21 @@ class Database:
         # SQLite's busy handler, which sleeps milliseconds. Other processes still meet the
         # database lock (busy_timeout).
         self._write_mutex = threading.Lock()
+        # The connection of this thread's open ``unit()``, if any.
+        self._unit = threading.local()
+
+    def _unit_connection(self) -> Connection | None:
+        c: Connection | None = getattr(self._unit, "connection", None)
+        return c
 
     @contextlib.contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A transaction: committed when the block ends, rolled back on an exception."""
+        """A transaction: committed when the block ends, rolled back on an exception. Inside
+        a ``unit()`` of this thread: that unit's transaction, which ends with the unit."""
+        shared = self._unit_connection()
+        if shared is not None:
+            yield shared
+            return
         try:
             with self.engine.begin() as c:
                 yield c
@@ -193,16 +204,50 @@ class Database:
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[Connection]:
-        """A connection for reading."""
+        """A connection for reading (inside a ``unit()``: the unit's, which sees its writes)."""
+        shared = self._unit_connection()
+        if shared is not None:
+            yield shared
+            return
         try:
             with self.engine.connect() as c:
                 yield c
         except SQLAlchemyError as exc:
             raise translate(exc) from exc
 
+    @contextlib.contextmanager
+    def unit(self) -> Iterator[None]:
+        """One short write transaction for every ``begin()``/``connect()`` of this thread inside
+        the block, under the deliveries' write discipline: this process's writers queue on the
+        mutex, and SQLite's write lock is taken at the start (``BEGIN IMMEDIATE``), so no
+        statement waits in the busy handler for a writer of this process, and a read that
+        comes first cannot go stale before the first write (SQLITE_BUSY_SNAPSHOT).
+
+        Nested units join the outer one. Keep the block to database work: every writer of
+        the process waits for it."""
+        if self._unit_connection() is not None:
+            yield
+            return
+        with self._write_mutex if self.dialect == "sqlite" else contextlib.nullcontext():
+            try:
+                with self.engine.begin() as c:
+                    if self.dialect == "sqlite":
+                        # The driver has not begun a transaction yet (it does before DML).
+                        c.exec_driver_sql("BEGIN IMMEDIATE")
+                    self._unit.connection = c
+                    try:
+                        yield
+                    finally:
+                        self._unit.connection = None
+            except SQLAlchemyError as exc:
+                raise translate(exc) from exc
+
     def writer(self) -> contextlib.AbstractContextManager[Any]:
-        """Serialises this process's SQLite writers (see ``__init__``); nothing on PostgreSQL."""
-        return self._write_mutex if self.dialect == "sqlite" else contextlib.nullcontext()
+        """Serialises this process's SQLite writers (see ``__init__``); nothing on PostgreSQL,
+        nor inside a ``unit()``, which holds the mutex already."""
+        if self.dialect != "sqlite" or self._unit_connection() is not None:
+            return contextlib.nullcontext()
+        return self._write_mutex
 
     @staticmethod
     def cursor(c: Connection) -> Any:

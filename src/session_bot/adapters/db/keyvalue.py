@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from typing import Any
 
-from sqlalchemy import Connection, Integer, Text, cast, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Text,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from session_bot.adapters.db.database import Database
-from session_bot.adapters.db.schema import UTC, alerts, kv, zoom_calls
+from session_bot.adapters.db.schema import UTC, UTCDateTime, alerts, kv, zoom_calls
 
 _RATE_PREFIX = "rl:"  # kv rows of the subscribe rate limits, keyed by a hash, never an address
+_CLEAR_EVERY = dt.timedelta(minutes=1)
 
 
 class KeyValueRepository:
@@ -81,6 +96,7 @@ class CounterRepository:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._cleared_at: dt.datetime | None = None  # expired rate-limit windows, last cleared
 
     def count_zoom_call(self, kind: str, now: dt.datetime) -> int:
         day = now.astimezone(UTC).date().isoformat()
@@ -120,30 +136,42 @@ class CounterRepository:
         return True
 
     def hit_rate_limit(self, key: str, now: dt.datetime, window: dt.timedelta, limit: int) -> bool:
-        """Count one hit in ``key``'s fixed window; True if this hit is within ``limit``."""
-        full = _RATE_PREFIX + key
+        """Count one hit in ``key``'s fixed window; True if this hit is within ``limit``.
+
+        One statement whatever the state: an upsert that opens a new window where the last
+        one expired (or none was) and counts in the open one otherwise; concurrent first hits
+        meet in the primary key and count in the same window."""
         with self._db.begin() as c:
-            n = c.execute(
-                update(kv)
-                .where(kv.c.key == full, kv.c.expires_at > now)
-                .values(value=cast(cast(kv.c.value, Integer) + 1, Text))
-            ).rowcount
-            if not n:
-                # A new window: drop this key's expired counter and any other stale ones.
-                c.execute(
-                    # expires_at first: its index finds the expired rows without a look at
-                    # the live ones, so the cost does not grow with the day's sign-ups.
-                    delete(kv).where(kv.c.expires_at <= now, kv.c.key.like(_RATE_PREFIX + "%"))
-                )
-                try:
-                    with c.begin_nested():
-                        c.execute(insert(kv).values(key=full, value="1", expires_at=now + window))
-                except IntegrityError:
-                    # A concurrent request opened the window first: count in it.
-                    c.execute(
-                        update(kv)
-                        .where(kv.c.key == full)
-                        .values(value=cast(cast(kv.c.value, Integer) + 1, Text))
-                    )
-            count = int(c.execute(select(kv.c.value).where(kv.c.key == full)).scalar_one())
-        return count <= limit
+            count = c.execute(
+                self._hit,
+                {"b_key": _RATE_PREFIX + key, "b_now": now, "b_until": now + window},
+            ).scalar_one()
+            self._clear_expired(c, now)
+        return int(count) <= limit
+
+    def _clear_expired(self, c: Connection, now: dt.datetime) -> None:
+        """Expired windows go at most once a minute per process, found through the index on
+        ``expires_at``: each request pays for nothing, and a clearing costs what expired since
+        the last one, however many windows are open (issue 18). An expired window not yet
+        cleared counts nothing: the upsert restarts it."""
+        if self._cleared_at is not None and now - self._cleared_at < _CLEAR_EVERY:
+            return
+        self._cleared_at = now
+        c.execute(delete(kv).where(kv.c.expires_at <= now, kv.c.key.like(_RATE_PREFIX + "%")))
+
+    @functools.cached_property
+    def _hit(self) -> Any:
+        """The upsert of ``hit_rate_limit``, built once for the database's dialect."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect_insert = postgresql.insert if self._db.dialect == "postgresql" else sqlite.insert
+        now, until = bindparam("b_now", type_=UTCDateTime), bindparam("b_until", type_=UTCDateTime)
+        stmt = dialect_insert(kv).values(key=bindparam("b_key"), value="1", expires_at=until)
+        live = kv.c.expires_at > now
+        return stmt.on_conflict_do_update(
+            index_elements=[kv.c.key],
+            set_={
+                "value": case((live, cast(cast(kv.c.value, Integer) + 1, Text)), else_="1"),
+                "expires_at": case((live, kv.c.expires_at), else_=until),
+            },
+        ).returning(kv.c.value)

@@ -5,6 +5,7 @@ Only this package writes SQL. Timestamps are stored as UTC; reads return aware U
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
@@ -61,6 +62,10 @@ class Store:
     @property
     def dialect(self) -> str:
         return self.db.dialect
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """See ``ports.Store.transaction`` (``Database.unit``)."""
+        return self.db.unit()
 
     def close(self) -> None:
         self.db.close()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from session_bot.adapters.db.database import Database
@@ -18,6 +21,8 @@ from session_bot.core.records import BouncedSubscriber, ImportedRow
 _CHUNK = 500
 # email_key of an erased subscriber's tombstone; contains no "@", so no address ever matches it.
 FORGOTTEN_KEY = "forgotten:"
+# Built once: every subscribe request looks its address up.
+_BY_KEY = select(subscribers).where(subscribers.c.email_key == bindparam("b_key"))
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -73,22 +78,28 @@ class SubscriberRepository:
         now: dt.datetime,
         **consent: Any,
     ) -> int | None:
-        """Like ``add``; None if the address is already there (a concurrent insert)."""
+        """Like ``add``; None if the address is already there (a concurrent insert).
+
+        One statement (no savepoint): it runs inside a subscribe request's transaction, where
+        each statement is another wait for the interpreter lock while the writers queue."""
         values = _new_row(email, name, language, status, now, consent)
         with self._db.begin() as c:
-            try:
-                with c.begin_nested():
-                    pk = c.execute(insert(subscribers).values(**values)).inserted_primary_key
-            except IntegrityError:
-                return None
-        assert pk is not None
-        return int(pk[0])
+            sid = c.execute(self._try_add, values).scalar()
+        return None if sid is None else int(sid)
+
+    @functools.cached_property
+    def _try_add(self) -> Any:
+        """``try_add``'s statement, built once: its values come as parameters."""
+        dialect_insert = pg_insert if self._db.dialect == "postgresql" else sqlite_insert
+        return (
+            dialect_insert(subscribers)
+            .on_conflict_do_nothing(index_elements=[subscribers.c.email_key])
+            .returning(subscribers.c.id)
+        )
 
     def get(self, email: str) -> dict[str, Any] | None:
         with self._db.connect() as c:
-            r = c.execute(
-                select(subscribers).where(subscribers.c.email_key == email.lower())
-            ).first()
+            r = c.execute(_BY_KEY, {"b_key": email.lower()}).first()
         return dict(r._mapping) if r else None
 
     def get_by_id(self, subscriber_id: int) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from session_bot.app.ports.console import AuditLog, ConsoleSessions, Organisers
@@ -319,6 +320,12 @@ class Subscribers(Protocol):
 class Store(Protocol):
     """The database as the use cases see it: one repository per concern (read-only members,
     so an adapter may hold a more specific repository)."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Every repository call of this thread inside the block in one short write
+        transaction, taken at once under the write discipline the deliveries keep: for a use
+        case whose writes belong together (a subscribe request). Only database work inside."""
+        ...
 
     @property
     def sessions(self) -> Sessions: ...

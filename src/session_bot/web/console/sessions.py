@@ -167,6 +167,9 @@ def session_page(request: Request, ctx: Ctx, date: str) -> Response:
     notices = []
     if request.query_params.get("test") == "sent":
         notices.append((t["test_sent"].replace("{email}", me.organiser.email), ""))
+    saved = request.query_params.get("saved", "")
+    if saved.isdigit():
+        notices.append((t["pe_saved"].replace("{n}", saved), ""))
     return _session_page(request, ctx, me, occ, notices)
 
 

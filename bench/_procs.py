@@ -1,0 +1,42 @@
+"""What the benchmarks share: a quiet plan and a process's CPU time and memory from /proc.
+
+A leading underscore keeps `make bench` from running it as a benchmark of its own."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def plan_text() -> str:
+    """A plan whose first session is weeks ahead: nothing falls due during a benchmark."""
+    day = dt.date.today() + dt.timedelta(days=35)
+    day += dt.timedelta(days=(2 - day.weekday()) % 7)
+    return f"""\
+series:
+  - id: willkommen
+    title: "Willkommen: Online Austausch"
+    rrule: "FREQ=MONTHLY;BYDAY=-1WE"
+    starts_on: {day.isoformat()}
+    start: "12:30"
+    timezone: Europe/Berlin
+    organiser:
+      name: Kristina Neumann
+      email: kristina.neumann@example.org
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of stat(5)
+    return (utime + stime) / TICKS
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
