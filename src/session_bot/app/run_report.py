@@ -57,6 +57,23 @@ class RunReport:
     def nothing_to_do(self) -> bool:
         return not self.planned and not (self.delivery.sent or self.delivery.temporary)
 
+    def counts(self) -> dict[str, int]:
+        """What the run did, as numbers: the console words them in the reader's language
+        (``summary`` is the log's English line)."""
+        d = self.delivery
+        return {
+            "actions": len(self.done),
+            "meetings_created": self.meetings_created,
+            "meetings_adopted": self.meetings_adopted,
+            "mailings_frozen": self.mailings_frozen,
+            "sent": d.sent,
+            "temporary": d.temporary,
+            "failed": d.permanent,
+            "stuck": len(d.stuck),
+            "held": len(self.held),
+            "stopped": int(self.error is not None),
+        }
+
     def summary(self) -> str:
         if self.dry_run:
             return "dry run: " + ("; ".join(self.planned) if self.planned else "nothing due")

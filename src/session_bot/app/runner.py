@@ -157,7 +157,9 @@ class Runner:
             report.error = str(exc) if isinstance(exc, SessionBotError) else repr(exc)
             raise
         finally:
-            self.store.runs.finish(run_id, self.clock(), report.outcome, report.summary())
+            self.store.runs.finish(
+                run_id, self.clock(), report.outcome, report.summary(), report.counts()
+            )
         for why in report.delivery.stuck:
             self._alert(*stuck_text(why, self.plan.series[0].language))
         self._alert_pending()

@@ -51,6 +51,7 @@ def report_dict(report: RunReport) -> dict[str, Any]:
         "sent": report.delivery.sent,
         "temporary": report.delivery.temporary,
         "failed": report.delivery.permanent,
+        "counts": report.counts(),
     }
 
 

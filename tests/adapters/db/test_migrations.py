@@ -63,8 +63,13 @@ def test_upgrade_from_the_first_revision_keeps_everything(database_url: str) -> 
 
     new = Store(url)
     new.upgrade()
-    assert new.schema_revision()[0] == new.schema_revision()[1] == "0006"
+    assert new.schema_revision()[0] == new.schema_revision()[1] == "0007"
     new.ensure_schema()
+    # 0007: a run keeps what it did as numbers, for the console's words.
+    run_id = new.runs.start("test", NOW)
+    new.runs.finish(run_id, NOW, "ok", "1 message(s) sent", {"sent": 1})
+    last = new.runs.last()
+    assert last is not None and last["counts"] == {"sent": 1} and "counts_json" not in last
     row = new.sessions.get("w/2025-02-26")
     assert row is not None and row.meeting_id == 66547677759
     assert new.subscribers.get("jö@example.org") is not None

@@ -134,6 +134,14 @@ def test_run_now_runs_and_the_session_page_shows_the_meeting(console: Console) -
         assert done.status_code == 200, done.text
         assert "Der Lauf ist beendet: erfolgreich." in done.text
         assert "Nachrichten verschickt" in done.text
+        # What the run did, in her words: no line of the English log on her page.
+        assert "3 Nachrichten verschickt, 1 Aussendung vorbereitet, 1 Zoom-Meeting angelegt." in (
+            done.text
+        )
+        assert "message(s)" not in done.text
+        overview = client.get("/admin/")
+        assert "3 Nachrichten verschickt, 1 Aussendung vorbereitet" in overview.text
+        assert "message(s)" not in overview.text
         assert "Jetzt ist nichts fällig." in done.text
         assert len(_mails(console)) == 3
         assert console.store.audit.latest()[0].action == "run"
@@ -156,7 +164,7 @@ def test_run_now_runs_and_the_session_page_shows_the_meeting(console: Console) -
 
         # A second run finds nothing to do and sends nothing again.
         again = _run(console, client)
-        assert "erfolgreich" in again.text
+        assert "erfolgreich" in again.text and "Es war nichts zu tun." in again.text
     assert len(_mails(console)) == 3
 
 

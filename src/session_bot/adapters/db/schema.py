@@ -162,6 +162,7 @@ runs = Table(
     Column("finished_at", UTCDateTime),
     Column("outcome", String(20)),
     Column("summary", Text),
+    Column("counts_json", Text),  # RunReport.counts(): the console words them
 )
 
 kv = Table(

@@ -7,7 +7,7 @@ never import an adapter.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -97,7 +97,14 @@ class Runs(Protocol):
 
     def start(self, trigger: str, now: dt.datetime) -> int: ...
 
-    def finish(self, run_id: int, now: dt.datetime, outcome: str, summary: str) -> None: ...
+    def finish(
+        self,
+        run_id: int,
+        now: dt.datetime,
+        outcome: str,
+        summary: str,
+        counts: Mapping[str, int] | None = None,
+    ) -> None: ...
 
     def last(self) -> dict[str, Any] | None: ...
 

@@ -27,6 +27,7 @@ from session_bot.app.console.accounts import Accounts
 from session_bot.core.console import ConsoleSession
 from session_bot.core.errors import SessionBotError
 from session_bot.web.client_address import client_address
+from session_bot.web.console.run_words import run_words
 from session_bot.web.deps import WebContext
 from session_bot.web.pages import (
     merged_texts,
@@ -140,6 +141,7 @@ def render(
             pending_count=_pending_count(ctx) if me else 0,
             moment=lambda v: _moment(v, lang, zone),
             day=lambda v: _day(v, lang, zone),
+            run_words=lambda counts: run_words(counts, t),
             **values,
         )
     )
