@@ -86,15 +86,24 @@ def _sqlite_file(url: URL) -> Path | None:
 
 def _keep_private(path: Path) -> None:
     """Create the SQLite file owner-only before SQLite opens it (its -wal and -shm take the
-    database file's mode), and tighten one that others may read."""
+    database file's mode), and tighten one that others may read.
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX
+    lock this process holds on it, SQLite's too. A second store in a process that has the
+    database open already (the daemon's plan source and its store) would leave that process
+    without its locks, and the next other process to close the database would take itself for
+    the last one and delete the WAL under it: its writes lost, the file "malformed"."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT, _PRIVATE)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, _PRIVATE)
+    except FileExistsError:
+        pass
     except OSError as exc:
         raise StoreError(
             f"cannot create the database file {path} ({exc.strerror}); fix "
             "SESSION_BOT_DATABASE_URL or SESSION_BOT_VAR_DIR"
         ) from None
-    os.close(fd)
+    else:
+        os.close(fd)
     for file in (path, *(path.with_name(path.name + s) for s in _SQLITE_SIDE_FILES)):
         _tighten(file)
 
