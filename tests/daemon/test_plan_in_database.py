@@ -62,7 +62,48 @@ def test_a_revision_saved_elsewhere_is_what_the_daemon_acts_on(tmp_path: Path) -
             timeout=10,
         )
         assert daemon.runs.plan.series[0].lead.invitation_days == 42
-        run = last_run(daemon.store)
-        assert run is not None and run["trigger"] == "plan-change"
+        # The mails are counted before the run records its end: wait for that record.
+        run = wait_for(lambda: last_run(daemon.store), "the run's record")
+        assert run["trigger"] == "plan-change"
+    finally:
+        daemon.stop()
+
+
+def test_the_console_shows_a_saved_plan_while_a_run_is_in_flight(tmp_path: Path) -> None:
+    """The daemon takes the new revision after the run in flight (a mailing held back by the
+    provider's rate limit can take minutes); her pages show what she saved at once."""
+    settings = make_settings(tmp_path).model_copy(update={"plan": tmp_path / "none.yaml"})
+    settings.model_fields_set.discard("plan")
+    store = wiring.open_store(settings)
+    first = PlanBook(store, ManualClock(SEED_INVITATION_AT)).import_text(
+        EXAMPLE_PLAN.read_text(encoding="utf-8"), Who("test"), name="x"
+    )
+    store.close()
+    clock = ManualClock(SEED_INVITATION_AT)
+    daemon = Daemon(
+        settings, plan_source=choose(settings), clock=clock, sandbox=True, port=0,
+        plan_check_seconds=3600, stop_grace=5,
+    )  # fmt: skip
+    daemon.start()
+    try:
+        wait_for(lambda: daemon.scheduled == REMINDER_AT, "the start run")
+        web = daemon.role.web
+        assert web is not None and web.plan_saved is not None
+        before = daemon.runs.plan
+        fields = PlanDocument(first.text).series_fields("willkommen")
+        # Holding the run lock stands for a long mailing in flight.
+        with daemon.runs._mutex:
+            PlanBook(daemon.store, clock).save_series(
+                "willkommen",
+                dataclasses.replace(fields, invitation_days=42),
+                Who("kristina.neumann@example.org"),
+                base_id=first.id,
+            )
+            web.plan_saved()
+            assert web.plan().series[0].lead.invitation_days == 42  # what she saved
+            assert daemon.runs.plan is before  # the daemon still runs the one before
+        wait_for(lambda: daemon.runs.plan is not before, "the daemon's reload")
+        assert web.plan() is daemon.runs.plan
+        assert daemon.runs.plan.series[0].lead.invitation_days == 42
     finally:
         daemon.stop()

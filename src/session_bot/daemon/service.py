@@ -47,6 +47,7 @@ from session_bot.adapters.db.leadership import Leadership
 from session_bot.adapters.db.store import Store
 from session_bot.core.clock import Clock
 from session_bot.core.plan import Plan
+from session_bot.daemon.console_plan import ConsolePlan
 from session_bot.daemon.jobs import PLAN_CHECK_SECONDS, TICK_SECONDS, Jobs
 from session_bot.daemon.lifecycle import (
     STOP_GRACE_SECONDS,
@@ -182,11 +183,13 @@ class Daemon:
         from session_bot.web.deps import WebContext
 
         settings = self.settings
+        # The jobs start after the web: look them up at the save.
+        shown = ConsolePlan(runs, self.plan_file, lambda why: self.jobs.reload_soon(why))
         ctx = WebContext(
             settings=settings,
             store=runs.store,
             clock=self.clock,
-            plan=lambda: runs.plan,
+            plan=shown,
             # A fresh transport per use: the runner's SMTP connection belongs to its thread.
             transport=lambda: wiring.make_transport(settings),
             secret_key=wiring.secret_key(settings),
@@ -194,7 +197,7 @@ class Daemon:
             role=self.role.instance.role,
             problems=self._problems,
             plan_file=self.plan_file.file,
-            plan_saved=lambda: self.jobs.reload_soon("plan saved in the console"),
+            plan_saved=shown.saved,
         )
         self.role.web = ctx
         self._web.start(ctx, sock, instance=functools.partial(self.role.info, runs.store))
