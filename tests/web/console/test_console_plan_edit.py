@@ -300,7 +300,12 @@ def test_restore_an_earlier_revision(pc: PlanConsole) -> None:
         assert pc.book.require_current().id == 2  # only asked
         done = client.post("/admin/plan/1/restore", data={"csrf": token, "confirm": "yes"})
         assert done.status_code == 303 and done.headers["location"] == "/admin/plan?restored=3"
-        assert "Wiederhergestellt (Stand 3)" in client.get(done.headers["location"]).text
+        listing = client.get(done.headers["location"]).text
+        assert "Wiederhergestellt (Stand 3)" in listing
+        # Each revision says what it was in her words, not the log's notes.
+        assert "Konsole: Termin am Mittwoch, 26. März 2025" in listing
+        assert "Wiederhergestellt: aus Stand 1" in listing
+        assert "session willkommen/" not in listing and "restored revision" not in listing
         download = client.get("/admin/plan/current.yaml")
         assert download.status_code == 200 and download.text == original
         assert download.headers["content-disposition"].startswith("attachment;")
@@ -325,6 +330,16 @@ def test_the_series_form_changes_the_lead_time(pc: PlanConsole) -> None:
             "/admin/series/willkommen/edit", data=form | {"invitation_time": "9 Uhr"}
         )
         assert answer.status_code == 422 and "9 Uhr" in error_at(answer.text, "invitation_time")
+        # Three mistakes at once: all three named, each at its field, not one per round.
+        answer = client.post(
+            "/admin/series/willkommen/edit",
+            data=form | {"invitation_days": "400", "invitation_time": "9 Uhr",
+                         "reminder_days": "-1"},
+        )  # fmt: skip
+        assert answer.status_code == 422
+        assert "höchstens 120 Tage" in error_at(answer.text, "invitation_days")
+        assert "9 Uhr" in error_at(answer.text, "invitation_time")
+        assert "Zahl" in error_at(answer.text, "reminder_days")
         assert pc.book.require_current().id == 1
         form |= {"invitation_days": "10", "updates": "automatic"}
         answer = client.post("/admin/series/willkommen/edit", data=form)

@@ -4,8 +4,12 @@ a YAML download."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
 from typing import Annotated
 
+from babel.dates import format_date
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -58,6 +62,33 @@ def _revision(ctx: WebContext, revision_id: str) -> PlanRevision | None:
         return None
 
 
+# The notes PlanBook writes (in English, for the log and `plan history`) and their words here.
+_NOTES = (
+    (re.compile(r"imported from (.+)"), "ph_note_imported"),
+    (re.compile(r"session [^/]+/(\d{4}-\d{2}-\d{2})"), "ph_note_session"),
+    (re.compile(r"series .+"), "ph_note_series"),
+    (re.compile(r"restored revision (\d+)"), "ph_note_restored"),
+)
+
+
+def note_words(t: Mapping[str, str], lang: str) -> Callable[[PlanRevision], str]:
+    """A revision's note in the reader's language ("Termin am Mittwoch, 9. Dezember 2026");
+    a note of another shape as it is."""
+
+    def words(revision: PlanRevision) -> str:
+        for pattern, key in _NOTES:
+            m = pattern.fullmatch(revision.note)
+            if m is None:
+                continue
+            value = m.group(1) if m.groups() else ""
+            if key == "ph_note_session":
+                value = format_date(dt.date.fromisoformat(value), "full", locale=lang)
+            return t[key].replace("{value}", value)
+        return revision.note
+
+    return words
+
+
 def _missing(request: Request, ctx: WebContext, me: ConsoleSession, revision_id: str) -> Response:
     t = look().texts[language(request)]
     text = t["ph_missing"].replace("{n}", revision_id[:12])
@@ -77,7 +108,8 @@ def plan_page(request: Request, ctx: Ctx) -> Response:
         notices.append((t["ph_restored"].replace("{n}", restored), ""))
     current = book.current() if book.editable else None
     return render(
-        request, ctx, "plan.html", title_key="ph_title", me=me, current=PATH, notices=notices,
+        request, ctx, "plan.html", title_key="ph_title", me=me, current=PATH,
+        note=note_words(look().texts[language(request)], language(request)), notices=notices,
         revisions=book.history(), current_id=current.id if current else None,
         file_note=file_note(request, ctx) if not book.editable else "",
         series=_series_ids(ctx),
@@ -123,6 +155,7 @@ def revision_page(request: Request, ctx: Ctx, revision_id: str) -> Response:
     t = look().texts[language(request)]
     return render(
         request, ctx, "plan.html", title_key="ph_title", me=me, current=PATH,
+        note=note_words(look().texts[language(request)], language(request)),
         title=t["ph_revision_title"].replace("{n}", str(revision.id)), revision=revision,
         diff=diff_lines(lines), current_id=current.id if current else None,
         editable=book.editable,
@@ -155,6 +188,7 @@ def restore(
         current = book.current()
         return render(
             request, ctx, "plan.html", title_key="ph_title", me=me, current=PATH,
+        note=note_words(look().texts[language(request)], language(request)),
             title=t["ph_confirm_title"].replace("{n}", str(revision.id)), revision=revision,
             confirming=True, current_id=current.id if current else None, editable=True,
         )  # fmt: skip

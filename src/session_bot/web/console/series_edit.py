@@ -11,9 +11,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from session_bot.app.plan_book import EditConflict, ReadOnlyPlan
+from session_bot.app.plan_book import EditConflict, PlanBook, ReadOnlyPlan
 from session_bot.core.console import ConsoleSession
 from session_bot.core.errors import PlanError, SessionBotError
+from session_bot.core.plan import parse_plan
 from session_bot.core.plan.edit import PlanDocument, SeriesFields
 from session_bot.core.plan.problems import PlanProblems
 from session_bot.web.console.base import (
@@ -78,6 +79,25 @@ def _read(data: Mapping[str, str], t: Mapping[str, str]) -> tuple[dict[str, Any]
         k: t["se_days_bad"] for k in NUMBERS if not re.fullmatch(r"\d{1,3}", values[k].strip())
     }
     return values, errors
+
+
+def _problems(
+    book: PlanBook, series_id: str, values: Mapping[str, Any], bad: Mapping[str, str]
+) -> list[PlanError]:
+    """The plan's validation of these values, the numbers that are none taken as they are
+    now (nothing is saved)."""
+    current = book.current()
+    if current is None:
+        return []
+    doc = PlanDocument(current.text)
+    now = doc.series_fields(series_id)
+    fields = _fields({**values, **{k: getattr(now, k) for k in bad}})
+    doc.set_series(series_id, fields)
+    try:
+        parse_plan(doc.dump(), "console")
+    except PlanProblems as exc:
+        return exc.problems
+    return []
 
 
 def _fields(values: Mapping[str, Any]) -> SeriesFields:
@@ -186,6 +206,8 @@ def _save(request: Request, ctx: WebContext, data: dict[str, str], series_id: st
     base = data.get("base_id", "").strip()
     base_id = int(base) if base.isdigit() else 0
     if errors:
+        # All her mistakes at once: what the plan's validation says about the rest, too.
+        errors = _place(_problems(book, series_id, values, errors), series_id) | errors
         return _page(request, ctx, me, series_id, values, base_id, errors=errors, status=422)
     try:
         revision = book.save_series(series_id, _fields(values), who(request, ctx, me),
