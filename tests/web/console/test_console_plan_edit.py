@@ -250,6 +250,9 @@ def test_an_extra_date_is_confirmed_and_a_taken_one_refused(pc: PlanConsole) -> 
         answer = client.post("/admin/sessions/new", data=form)
         assert answer.status_code == 422
         assert "schon einen Eintrag" in error_at(answer.text, "date")
+        answer = client.post("/admin/sessions/new", data=form | {"date": "31.02.2025"})
+        assert answer.status_code == 422
+        assert "Tag, Monat und Jahr" in error_at(answer.text, "date")
     fields = pc.fields(day=dt.date(2025, 3, 27))
     assert fields.extra and fields.speakers[0].name == "Eva Roth"
     assert pc.book.require_current().id == 2
