@@ -179,6 +179,10 @@ def test_a_time_change_waits_shows_before_and_after_and_goes_out_when_sent(desk:
         assert str(ics["UID"]) == invitation_uid and int(ics["SEQUENCE"]) == 1
         assert ics.decoded("DTSTART").astimezone(dt.UTC).hour == 13
         assert "Keine Mail nötig" in text
+        # The session's own preview of its update is the same mail, naming the change.
+        session_preview = client.get("/admin/sessions/2025-02-26/preview/update/de.html")
+        assert session_preview.status_code == 200
+        assert "Neuer Termin: Mittwoch, 26. Februar 2025, 14:00–15:00 Uhr" in session_preview.text
 
         # A test to herself first: [TEST], to her only.
         answer = client.post(f"{BASE}/test", data={"csrf": csrf_of(text), "mail_lang": "de"})

@@ -92,9 +92,23 @@ def _render_mail(
 ) -> RenderedMailing:
     renderer = wiring.renderer_factory(ctx.settings, ctx.store)(occ.series)
     mail, _ = render_session_mail(
-        renderer, ctx.store.sessions, occ, kind, ctx.clock(), language=lang, test_send=test_send
-    )
+        renderer, ctx.store.sessions, occ, kind, ctx.clock(), language=lang,
+        test_send=test_send, fields=_pending_fields(ctx, occ, kind),
+    )  # fmt: skip
     return mail
+
+
+def _pending_fields(ctx: WebContext, occ: Occurrence, kind: str) -> list[str] | None:
+    """A change of this session waiting for review: its update or cancellation as it will go
+    out, naming what changed (None: the generic mail of that kind)."""
+    if kind not in ("update", "cancellation"):
+        return None
+    try:
+        pending = ctx.pending().pending()
+    except SessionBotError:
+        return None
+    change = next((c for c in pending if c.key == occ.key and c.kind == kind), None)
+    return list(change.fields) if change is not None else None
 
 
 def _not_found(request: Request, ctx: WebContext, me: ConsoleSession, date: str) -> HTMLResponse:
