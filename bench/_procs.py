@@ -1,4 +1,5 @@
-"""What the benchmarks share: a quiet plan and a process's CPU time and memory from /proc.
+"""What the benchmarks share: a quiet plan, a daemon's environment, and a process's CPU time
+and memory from /proc.
 
 A leading underscore keeps `make bench` from running it as a benchmark of its own."""
 
@@ -40,3 +41,29 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+# Never contacted: nothing falls due during a benchmark.
+_UNREACHABLE_ZOOM = {
+    "SESSION_BOT_ZOOM_ACCOUNT_ID": "bench-account",
+    "SESSION_BOT_ZOOM_CLIENT_ID": "bench-client",
+    "SESSION_BOT_ZOOM_CLIENT_SECRET": "bench-secret-not-used",
+    "SESSION_BOT_ZOOM_USER": "organiser@example.org",
+    "SESSION_BOT_ZOOM_API_URL": "http://127.0.0.1:9/v2",
+    "SESSION_BOT_ZOOM_OAUTH_URL": "http://127.0.0.1:9",
+}
+
+
+def daemon_env(workdir: Path, *, zoom: bool = True, **extra: str) -> dict[str, str]:
+    """The environment of a `serve` in ``workdir`` on the quiet plan (written there); ``zoom``:
+    credentials for a Zoom nobody calls (off for ``--sandbox``)."""
+    (workdir / "plan.yaml").write_text(plan_text(), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_BOT_")}
+    env.update(
+        SESSION_BOT_VAR_DIR=str(workdir / "var"),
+        SESSION_BOT_PLAN=str(workdir / "plan.yaml"),
+        SESSION_BOT_SECRET_KEY="bench-secret-key-0123456789abcdef",
+        **(_UNREACHABLE_ZOOM if zoom else {}),
+        **extra,
+    )
+    return env

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -25,30 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _procs import cpu_seconds, plan_text, rss_mb
+from _procs import cpu_seconds, daemon_env, rss_mb
 
 BIN = Path(sys.executable).parent
 
 
 class Daemon:
     def __init__(self, workdir: Path, *, sandbox: bool) -> None:
-        (workdir / "plan.yaml").write_text(plan_text(), encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_BOT_")}
-        env.update(
-            SESSION_BOT_VAR_DIR=str(workdir / "var"),
-            SESSION_BOT_PLAN=str(workdir / "plan.yaml"),
-            SESSION_BOT_SECRET_KEY="bench-secret-key-0123456789abcdef",
-        )
-        if not sandbox:
-            # Never contacted: nothing falls due during the benchmark.
-            env.update(
-                SESSION_BOT_ZOOM_ACCOUNT_ID="bench-account",
-                SESSION_BOT_ZOOM_CLIENT_ID="bench-client",
-                SESSION_BOT_ZOOM_CLIENT_SECRET="bench-secret-not-used",
-                SESSION_BOT_ZOOM_USER="organiser@example.org",
-                SESSION_BOT_ZOOM_API_URL="http://127.0.0.1:9/v2",
-                SESSION_BOT_ZOOM_OAUTH_URL="http://127.0.0.1:9",
-            )
+        env = daemon_env(workdir, zoom=not sandbox)
         cmd = [sys.executable, "-m", "session_bot.cli", "serve", "--port", "0"]
         self.proc = subprocess.Popen(
             cmd + (["--sandbox"] if sandbox else []),

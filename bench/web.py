@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from _procs import cpu_seconds, plan_text
+from _procs import cpu_seconds, daemon_env
 
 HERE = Path(__file__).resolve().parent
 RPS_TARGET = 0.4
@@ -88,21 +88,7 @@ class ServerProcess:
 
 
 def start_daemon(workdir: Path) -> ServerProcess:
-    (workdir / "plan.yaml").write_text(plan_text(), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_BOT_")}
-    env.update(
-        SESSION_BOT_VAR_DIR=str(workdir / "var"),
-        SESSION_BOT_PLAN=str(workdir / "plan.yaml"),
-        SESSION_BOT_SECRET_KEY="bench-secret-key-0123456789abcdef",
-        SESSION_BOT_TRUSTED_PROXIES="127.0.0.1",
-        # Never contacted: nothing falls due during the benchmark.
-        SESSION_BOT_ZOOM_ACCOUNT_ID="bench-account",
-        SESSION_BOT_ZOOM_CLIENT_ID="bench-client",
-        SESSION_BOT_ZOOM_CLIENT_SECRET="bench-secret-not-used",
-        SESSION_BOT_ZOOM_USER="organiser@example.org",
-        SESSION_BOT_ZOOM_API_URL="http://127.0.0.1:9/v2",
-        SESSION_BOT_ZOOM_OAUTH_URL="http://127.0.0.1:9",
-    )
+    env = daemon_env(workdir, SESSION_BOT_TRUSTED_PROXIES="127.0.0.1")
     cmd = [sys.executable, "-m", "session_bot.cli", "serve", "--port", "0"]
     return ServerProcess(cmd, workdir, env)
 

@@ -62,7 +62,6 @@ class RunReport:
         (``summary`` is the log's English line)."""
         d = self.delivery
         return {
-            "actions": len(self.done),
             "meetings_created": self.meetings_created,
             "meetings_adopted": self.meetings_adopted,
             "mailings_frozen": self.mailings_frozen,

@@ -47,9 +47,8 @@ class RunRepository:
         return _row(dict(r._mapping)) if r else None
 
 
-def _row(mapping: Mapping[str, Any]) -> dict[str, Any]:
+def _row(row: dict[str, Any]) -> dict[str, Any]:
     """A run with ``counts`` (None for runs recorded before the counts were kept)."""
-    row = dict(mapping)
     text = row.pop("counts_json", None)
     row["counts"] = json.loads(text) if text else None
     return row

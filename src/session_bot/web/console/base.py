@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from session_bot import wiring
 from session_bot.adapters.render.invitations import default_templates_dir
 from session_bot.app.console.accounts import Accounts
+from session_bot.app.plan_book import Who
 from session_bot.core.console import ConsoleSession
 from session_bot.core.errors import SessionBotError
 from session_bot.web.client_address import client_address
@@ -103,6 +104,11 @@ def to_sign_in(request: Request, expired: bool = False) -> RedirectResponse:
 
 def csrf_ok(me: ConsoleSession, sent: str | None) -> bool:
     return bool(sent) and hmac.compare_digest(me.csrf.encode(), (sent or "").encode())
+
+
+def who(request: Request, ctx: WebContext, me: ConsoleSession) -> Who:
+    """The signed-in organiser and her client address, as the audit log records an edit."""
+    return Who(me.organiser.email, client(request, ctx))
 
 
 def form_token() -> str:

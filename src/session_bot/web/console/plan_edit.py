@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from session_bot.app.plan_book import EditConflict, PlanBook, ReadOnlyPlan, Who, plan_of
+from session_bot.app.plan_book import EditConflict, PlanBook, ReadOnlyPlan, plan_of
 from session_bot.core.console import ConsoleSession
 from session_bot.core.errors import PlanError, SessionBotError
 from session_bot.core.plan import Plan, Series, find_occurrence, parse_plan
@@ -28,13 +28,13 @@ from session_bot.core.plan.problems import PlanProblems
 from session_bot.web.console import plan_form as pf
 from session_bot.web.console.base import (
     SESSION_COOKIE,
-    client,
     csrf_ok,
     language,
     look,
     render,
     signed_in,
     to_sign_in,
+    who,
 )
 from session_bot.web.console.sessions import expired_form
 from session_bot.web.deps import Ctx, WebContext
@@ -78,10 +78,6 @@ def message(
         request, ctx, "message.html", title_key="pe_title", me=me, status=status,
         paragraphs=[text], link={"url": back, "text": t["back"]},
     )  # fmt: skip
-
-
-def who(request: Request, ctx: WebContext, me: ConsoleSession) -> Who:
-    return Who(me.organiser.email, client(request, ctx))
 
 
 def saved(ctx: WebContext) -> None:
@@ -274,6 +270,11 @@ def _problems(text: str, series_id: str, day: dt.date, fields: SessionFields) ->
     """What the plan's validation would say about these fields (nothing is saved)."""
     doc = PlanDocument(text)
     doc.set_session(series_id, day, fields)
+    return validation_problems(doc)
+
+
+def validation_problems(doc: PlanDocument) -> list[PlanError]:
+    """What the plan file's validation says about an edited plan (nothing is saved)."""
     try:
         parse_plan(doc.dump(), "console")
     except PlanProblems as exc:

@@ -26,8 +26,9 @@ from session_bot.web.console.base import (
     render,
     signed_in,
     to_sign_in,
+    who,
 )
-from session_bot.web.console.plan_edit import file_note, message, plan_source, saved, who
+from session_bot.web.console.plan_edit import file_note, message, plan_source, saved
 from session_bot.web.console.sessions import expired_form
 from session_bot.web.deps import Ctx, WebContext
 

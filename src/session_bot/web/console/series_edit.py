@@ -14,7 +14,6 @@ from starlette.concurrency import run_in_threadpool
 from session_bot.app.plan_book import EditConflict, PlanBook, ReadOnlyPlan
 from session_bot.core.console import ConsoleSession
 from session_bot.core.errors import PlanError, SessionBotError
-from session_bot.core.plan import parse_plan
 from session_bot.core.plan.edit import PlanDocument, SeriesFields
 from session_bot.core.plan.problems import PlanProblems
 from session_bot.web.console.base import (
@@ -25,6 +24,7 @@ from session_bot.web.console.base import (
     render,
     signed_in,
     to_sign_in,
+    who,
 )
 from session_bot.web.console.plan_edit import (
     file_note,
@@ -32,7 +32,7 @@ from session_bot.web.console.plan_edit import (
     message,
     plan_source,
     saved,
-    who,
+    validation_problems,
 )
 from session_bot.web.console.plan_form import in_form_words
 from session_bot.web.console.sessions import expired_form
@@ -93,11 +93,7 @@ def _problems(
     now = doc.series_fields(series_id)
     fields = _fields({**values, **{k: getattr(now, k) for k in bad}})
     doc.set_series(series_id, fields)
-    try:
-        parse_plan(doc.dump(), "console")
-    except PlanProblems as exc:
-        return exc.problems
-    return []
+    return validation_problems(doc)
 
 
 def _fields(values: Mapping[str, Any]) -> SeriesFields:

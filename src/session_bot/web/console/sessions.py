@@ -104,11 +104,10 @@ def _pending_fields(ctx: WebContext, occ: Occurrence, kind: str) -> list[str] | 
     if kind not in ("update", "cancellation"):
         return None
     try:
-        pending = ctx.pending().pending()
-    except SessionBotError:
+        change = ctx.pending().find(occ.key)
+    except SessionBotError:  # nothing waiting (NotPending), or the plan is unusable
         return None
-    change = next((c for c in pending if c.key == occ.key and c.kind == kind), None)
-    return list(change.fields) if change is not None else None
+    return list(change.fields) if change.kind == kind else None
 
 
 def _not_found(request: Request, ctx: WebContext, me: ConsoleSession, date: str) -> HTMLResponse:

@@ -24,7 +24,6 @@ from session_bot import wiring
 from session_bot.adapters.render.invitations import RenderedMailing
 from session_bot.adapters.render.session_mail import render_session_mail
 from session_bot.app.pending import NotPending
-from session_bot.app.plan_book import Who
 from session_bot.core.console import ConsoleSession
 from session_bot.core.errors import SessionBotError
 from session_bot.core.languages import LANGUAGES
@@ -39,6 +38,7 @@ from session_bot.web.console.base import (
     render,
     signed_in,
     to_sign_in,
+    who,
 )
 from session_bot.web.console.sessions import PREVIEW_CSP, expired_form
 from session_bot.web.deps import Ctx, WebContext
@@ -254,7 +254,7 @@ def send_change(
         return _nothing_waiting(request, ctx, me)
     if found.digest != change:
         return _changed_meanwhile(request, ctx, me)
-    ctx.pending().send(found.key, Who(me.organiser.email, client(request, ctx)))
+    ctx.pending().send(found.key, who(request, ctx, me))
     if ctx.trigger_run is None:
         result: dict[str, Any] = {"later": True}
     else:
@@ -286,7 +286,7 @@ def dismiss_change(
     if found.digest != change:
         return _changed_meanwhile(request, ctx, me)
     try:
-        ctx.pending().dismiss(found.key, Who(me.organiser.email, client(request, ctx)))
+        ctx.pending().dismiss(found.key, who(request, ctx, me))
     except NotPending as exc:
         return _page(request, ctx, me, notices=[(str(exc), "bad")], status=409)
     return RedirectResponse(f"{PATH}?dismissed={date}&lang={language(request)}", status_code=303)
