@@ -119,7 +119,7 @@ def _int(text: str) -> int | None:
     return int(text) if re.fullmatch(r"\d{1,6}", text) else None
 
 
-def _paragraphs(text: str) -> tuple[str, ...]:
+def paragraphs(text: str) -> tuple[str, ...]:
     """Paragraphs separated by a blank line."""
     return tuple(p.strip() for p in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if p.strip())
 
@@ -168,12 +168,12 @@ def parse(form: SessionForm, t: Mapping[str, str]) -> Parsed:
         errors["reason"] = t["pe_reason_missing"]
     fields = SessionFields(
         topic=v.get("topic", "").replace("\r\n", "\n").strip(),
-        intro=_paragraphs(v.get("intro", "")),
+        intro=paragraphs(v.get("intro", "")),
         speakers=tuple(
             SpeakerFields(*(form.speakers[i][k].strip() for k in SPEAKER_KEYS)) for i in sp_rows
         ),
         topic_en=v.get("topic_en", "").replace("\r\n", "\n").strip(),
-        intro_en=_paragraphs(v.get("intro_en", "")),
+        intro_en=paragraphs(v.get("intro_en", "")),
         start=v.get("start", "").strip(),
         duration=duration,
         cancelled=form.cancelled,

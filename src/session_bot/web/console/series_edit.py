@@ -34,7 +34,7 @@ from session_bot.web.console.plan_edit import (
     saved,
     validation_problems,
 )
-from session_bot.web.console.plan_form import in_form_words
+from session_bot.web.console.plan_form import in_form_words, paragraphs
 from session_bot.web.console.sessions import expired_form
 from session_bot.web.deps import Ctx, WebContext
 
@@ -100,17 +100,13 @@ def _fields(values: Mapping[str, Any]) -> SeriesFields:
     def text(key: str) -> str:
         return str(values[key]).replace("\r\n", "\n").strip()
 
-    def paragraphs(key: str) -> tuple[str, ...]:
-        parts = re.split(r"\n\s*\n", text(key))
-        return tuple(p.strip() for p in parts if p.strip())
-
     return SeriesFields(
         invitation_lead=text("invitation_lead"),
-        closing=paragraphs("closing"),
+        closing=paragraphs(str(values["closing"])),
         subscribe_note=text("subscribe_note"),
         title_en=text("title_en"),
         invitation_lead_en=text("invitation_lead_en"),
-        closing_en=paragraphs("closing_en"),
+        closing_en=paragraphs(str(values["closing_en"])),
         subscribe_note_en=text("subscribe_note_en"),
         signature=text("signature"),
         invitation_days=int(text("invitation_days")),
