@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from session_bot import logs, preflight
 from session_bot.adapters.clock import ShiftedClock, system_clock
@@ -259,7 +259,8 @@ def unsubscribe_links(
 ) -> tuple[str, str]:
     token = make_token(key, "unsubscribe", str(subscriber_id))
     url = f"{settings.public_url.rstrip('/')}/unsubscribe/{token}"
-    mailto = f"mailto:{mailbox}?subject={quote('unsubscribe ' + token)}"
+    # A token is base64url and ".", which a URL carries as they are: only the space is quoted.
+    mailto = f"mailto:{mailbox}?subject=unsubscribe%20{token}"
     return url, mailto
 
 
@@ -267,9 +268,13 @@ def recipient_factory(
     settings: Settings, plan: Plan
 ) -> Callable[[DeliveryRow, MailingRow], Recipient]:
     key = secret_key(settings)
+    series_of: dict[str, Series] = {}  # per session key: looked up once per mailing, not per row
 
     def make(row: DeliveryRow, mailing: MailingRow) -> Recipient:
-        series = plan.get_series(mailing.session_key.partition("/")[0])
+        series = series_of.get(mailing.session_key)
+        if series is None:
+            series = plan.get_series(mailing.session_key.partition("/")[0])
+            series_of[mailing.session_key] = series
         url, mailto = unsubscribe_links(
             settings, key, row.subscriber_id, settings.mail_from or series.organiser.email
         )

@@ -20,11 +20,13 @@ from pathlib import Path
 from session_bot.adapters.db.store import Store
 from session_bot.app import announcements
 from session_bot.app.announcements import Announcement
+from session_bot.app.delivery_policy import DeliveryPolicy
 from tests.support.delivery import add_subscribers, address, sending_rows, statuses
 from tests.support.smtp_server import CollectingHandler, SmtpServer
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPIENTS, CONNECTIONS, BATCH, KILLS = 200, 3, 10, 4  # BATCH: the runner's default claim
+RECIPIENTS, CONNECTIONS, KILLS = 200, 3, 4
+BATCH = DeliveryPolicy().batch  # the runner's default claim
 QUIET = dt.datetime(2025, 1, 6, 8, 0, tzinfo=dt.UTC)  # nothing else due in the example plan
 
 

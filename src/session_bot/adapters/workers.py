@@ -7,14 +7,22 @@ builds its own store, renderer and transport (``wiring``), then writes its ``Del
 why it failed) pickled to its stdout. ``stop`` is set when its stdin closes — the caller stops
 it (SIGTERM, lost leadership, Ctrl-C) or the caller died — or on SIGTERM: the helper finishes
 the message in flight, like the caller's own connections. SIGINT is left to the caller.
+
+A fresh helper spends about half a second of CPU importing its modules, as long as the caller
+needs for thousands of messages. So after a mailing that used helpers, as many spares are started
+with the target's module imported, waiting for an order: the next large mailing of this process
+(the daemon's next run, a follow-up) starts at once. A spare nobody asks for ends after
+``SPARE_IDLE_SECONDS``; a process that never sends a large mailing never starts one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
@@ -28,6 +36,8 @@ from session_bot.app.ports.delivery import helper_name
 from session_bot.core.errors import MailError, SessionBotError
 
 log = logging.getLogger("session_bot.delivery")
+
+SPARE_IDLE_SECONDS = 900.0
 
 
 @dataclass(frozen=True)
@@ -51,39 +61,109 @@ class ProcessHelpers:
         self._setup = setup
         self.processes = processes
         self.threshold = threshold
+        self.spare_idle = SPARE_IDLE_SECONDS
 
     def start(
         self, mailing_id: int, count: int, *, worker: str, connections: int
     ) -> ProcessHelperRun:
         level = logging.getLogger("session_bot").getEffectiveLevel()
-        run = ProcessHelperRun()
+        preload = self._target.__module__
+        run = ProcessHelperRun(lambda: SPARES.top_up(count, preload, self.spare_idle))
         try:
             for index in range(1, count + 1):
                 job = HelperJob(mailing_id, helper_name(worker, index), connections, level)
-                run.add(job, pickle.dumps((self._target, self._setup, job)))
+                process = SPARES.take(preload, self.spare_idle)
+                run.add(job, process, pickle.dumps((self._target, self._setup, job)))
         except BaseException:
             run.stop()
             raise
         return run
 
 
+def _spawn(preload: str, idle: float) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", __name__, preload, str(idle)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+
+
+class _Spares:
+    """Helpers started ahead, their modules imported, waiting for an order (one pool per
+    process: runners come and go, the spares outlive them)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def take(self, preload: str, idle: float) -> subprocess.Popen[bytes]:
+        """A waiting spare for ``preload``, else a helper started now."""
+        with self._lock:
+            for entry in list(self._idle):
+                self._idle.remove(entry)
+                if entry[0] == preload and entry[1].poll() is None:
+                    return entry[1]
+                _discard(entry[1])
+        return _spawn(preload, idle)
+
+    def top_up(self, count: int, preload: str, idle: float) -> None:
+        with self._lock:
+            for entry in list(self._idle):
+                if entry[1].poll() is not None:
+                    self._idle.remove(entry)
+                    _discard(entry[1])
+            while len(self._idle) < count:
+                process = _spawn(preload, idle)
+                self._idle.append((preload, process))
+                # Reaps a spare that ends unused, so no zombie waits for the next mailing.
+                threading.Thread(
+                    target=self._reap, args=(process,), daemon=True, name="helper-spare"
+                ).start()
+
+    def _reap(self, process: subprocess.Popen[bytes]) -> None:
+        process.wait()
+        with self._lock:
+            if any(p is process for _, p in self._idle):
+                self._idle = [e for e in self._idle if e[1] is not process]
+                _discard(process)
+
+    @property
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [p.pid for _, p in self._idle]
+
+    def close(self) -> None:
+        """End every spare (their stdin closes: each exits)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for _, process in idle:
+            _discard(process)
+            process.wait()
+
+
+def _discard(process: subprocess.Popen[bytes]) -> None:
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+
+SPARES = _Spares()
+
+
 class ProcessHelperRun:
     """The helpers of one mailing; ``wait`` collects what each reported."""
 
-    def __init__(self) -> None:
+    def __init__(self, refill: Callable[[], None] = lambda: None) -> None:
         self._helpers: list[tuple[HelperJob, subprocess.Popen[bytes], threading.Thread]] = []
         self._output: dict[str, bytes] = {}
+        self._refill = refill
 
     @property
     def pids(self) -> list[int]:
         return [p.pid for _, p, _ in self._helpers]
 
-    def add(self, job: HelperJob, order: bytes) -> None:
-        process = subprocess.Popen(
-            [sys.executable, "-m", __name__],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+    def add(self, job: HelperJob, process: subprocess.Popen[bytes], order: bytes) -> None:
         assert process.stdin is not None and process.stdout is not None
         process.stdin.write(order)
         process.stdin.flush()  # stdin stays open: closing it is the signal to stop
@@ -123,6 +203,8 @@ class ProcessHelperRun:
         self.stop()
         if failures:
             raise failures[0]
+        if not (stopping is not None and stopping.is_set()):
+            self._refill()  # after the mailing: the spares' imports never slow it down
         return reports
 
     def _outcome(self, job: HelperJob, code: int) -> _Outcome:
@@ -134,13 +216,19 @@ class ProcessHelperRun:
         return outcome
 
 
-def _child() -> None:
-    """A helper's life: read the order, work until done or told to stop, report."""
+def _child(preload: str, idle: float) -> None:
+    """A helper's life: import, wait for the order, work until done or told to stop, report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the caller, which stops us
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr, never into the report
+    importlib.import_module(preload)
     stdin = sys.stdin.buffer
-    target, setup, job = pickle.load(stdin)
+    if not select.select([stdin], [], [], idle)[0]:
+        os._exit(0)  # a spare nobody needed
+    try:
+        target, setup, job = pickle.load(stdin)
+    except EOFError:
+        os._exit(0)  # the caller ended without an order for us
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
@@ -162,4 +250,4 @@ def _child() -> None:
 
 
 if __name__ == "__main__":
-    _child()
+    _child(sys.argv[1], float(sys.argv[2]))
