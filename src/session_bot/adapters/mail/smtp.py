@@ -13,13 +13,11 @@ from __future__ import annotations
 import contextlib
 import re
 import smtplib
-import socket
 import ssl
-import struct
-import sys
 from collections.abc import Generator, Iterable, Iterator
 from typing import Literal
 
+from session_bot.adapters.mail.smtp_wire import kernel_timeouts, read_reply
 from session_bot.app.ports.mail import Outcome, SendResult
 from session_bot.core.errors import MailError
 
@@ -134,7 +132,7 @@ class SmtpTransport:
                 f"cannot connect to SMTP server {where} ({_describe(exc)}); check "
                 "SESSION_BOT_SMTP_HOST/_PORT/_TLS"
             ) from None
-        _kernel_timeouts(conn.sock, self._timeout)
+        kernel_timeouts(conn.sock, self._timeout)
         self.connects += 1
         return conn
 
@@ -317,7 +315,7 @@ def _exchange_envelope(
         for stage, command in enumerate(commands):
             if not pipelining:
                 conn.send(command)
-            code, reply = _reply(conn)
+            code, reply = read_reply(conn)
             answers.append((code, _text(reply)))
             if code == 421:
                 raise _NotTaken(code, _text(reply))
@@ -337,53 +335,7 @@ def _send_data(conn: smtplib.SMTP, message: bytes, tail: bytes) -> tuple[int, by
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
     conn.send(body + b".\r\n" + tail)
-    return _reply(conn)
-
-
-_MAXLINE = smtplib._MAXLINE  # type: ignore[attr-defined]
-
-
-def _reply(conn: smtplib.SMTP) -> tuple[int, bytes]:
-    """``conn.getreply()`` without its per-line debugging: the same reply, the same errors.
-    Four replies a message, on the delivery hot path."""
-    file = conn.file
-    if file is None:
-        return conn.getreply()
-    lines: list[bytes] = []
-    while True:
-        try:
-            line = file.readline(_MAXLINE + 1)
-        except OSError as exc:
-            conn.close()
-            raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from None
-        if not line:
-            conn.close()
-            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
-        if len(line) > _MAXLINE:
-            conn.close()
-            raise smtplib.SMTPResponseException(500, "Line too long.")
-        lines.append(line[4:].strip(b" \t\r\n"))
-        if line[3:4] != b"-":
-            break
-    try:
-        code = int(line[:3])
-    except ValueError:
-        code = -1
-    return code, b"\n".join(lines)
-
-
-def _kernel_timeouts(sock: socket.socket | None, seconds: float) -> None:
-    """Blocking I/O with the timeout kept by the kernel (SO_RCVTIMEO/SO_SNDTIMEO): Python's own
-    timeout polls the socket before every send and receive, two more system calls (and GIL
-    hand-offs between the connections' threads) per message. A server that stops answering
-    still ends the wait after ``seconds``, as an ``OSError``."""
-    if sock is None or not sys.platform.startswith("linux"):
-        return
-    whole = int(seconds)
-    tv = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
-    sock.settimeout(None)
+    return read_reply(conn)
 
 
 def _usable_path(address: str, conn: smtplib.SMTP) -> bool:
