@@ -268,13 +268,9 @@ def recipient_factory(
     settings: Settings, plan: Plan
 ) -> Callable[[DeliveryRow, MailingRow], Recipient]:
     key = secret_key(settings)
-    series_of: dict[str, Series] = {}  # per session key: looked up once per mailing, not per row
 
     def make(row: DeliveryRow, mailing: MailingRow) -> Recipient:
-        series = series_of.get(mailing.session_key)
-        if series is None:
-            series = plan.get_series(mailing.session_key.partition("/")[0])
-            series_of[mailing.session_key] = series
+        series = plan.get_series(mailing.session_key.partition("/")[0])
         url, mailto = unsubscribe_links(
             settings, key, row.subscriber_id, settings.mail_from or series.organiser.email
         )

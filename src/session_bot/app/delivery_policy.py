@@ -64,7 +64,7 @@ class DeliveryPolicy:
 
     # Rows a connection claims at a time: also how many a crash can leave ambiguous per connection
     # (the crash bound is processes × connections × batch; DESIGN.md, "Mail").
-    batch: int = 20  # DESIGN.md, "Mail": 10 → 20 cut the claims' cost per message by half
+    batch: int = 20  # DESIGN.md, "Mail": the trade-off between claim cost and crash bound
     max_attempts: int = MAX_ATTEMPTS
     backoff: Callable[[int], dt.timedelta] = backoff
     # Consecutive "mailbox does not exist" answers that set a subscriber aside as bounced.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 
 
@@ -24,8 +25,7 @@ def _unb64(text: str) -> bytes:
 def make_token(secret: str, purpose: str, subject: str) -> str:
     """``subject`` (e.g. a subscriber id) signed for one ``purpose``; URL-safe, no padding."""
     body = _b64(subject.encode())
-    # The one-shot C function: this runs per recipient of a mailing, hmac.new costs ~5x more.
-    sig = hmac.digest(secret.encode(), f"{purpose}:{body}".encode(), "sha256")[:16]
+    sig = hmac.new(secret.encode(), f"{purpose}:{body}".encode(), hashlib.sha256).digest()[:16]
     return f"{body}.{_b64(sig)}"
 
 
@@ -34,7 +34,7 @@ def read_token(secret: str, purpose: str, token: str) -> str | None:
     body, _, sig = token.partition(".")
     if not body or not sig:
         return None
-    want = hmac.digest(secret.encode(), f"{purpose}:{body}".encode(), "sha256")[:16]
+    want = hmac.new(secret.encode(), f"{purpose}:{body}".encode(), hashlib.sha256).digest()[:16]
     try:
         if not hmac.compare_digest(want, _unb64(sig)):
             return None
