@@ -264,15 +264,22 @@ def unsubscribe_links(
     return url, mailto
 
 
-def recipient_factory(
-    settings: Settings, plan: Plan
-) -> Callable[[DeliveryRow, MailingRow], Recipient]:
-    key = secret_key(settings)
+@dataclasses.dataclass(frozen=True)
+class RecipientLinks:
+    """The recipient of a delivery row, with their unsubscribe links: a value, not a closure,
+    so that a mailing's ``Personaliser`` pickles for its helper processes."""
 
-    def make(row: DeliveryRow, mailing: MailingRow) -> Recipient:
-        series = plan.get_series(mailing.session_key.partition("/")[0])
+    settings: Settings
+    plan: Plan
+    key: str
+
+    def __call__(self, row: DeliveryRow, mailing: MailingRow) -> Recipient:
+        series = self.plan.get_series(mailing.session_key.partition("/")[0])
         url, mailto = unsubscribe_links(
-            settings, key, row.subscriber_id, settings.mail_from or series.organiser.email
+            self.settings,
+            self.key,
+            row.subscriber_id,
+            self.settings.mail_from or series.organiser.email,
         )
         return Recipient(
             email=row.email,
@@ -282,7 +289,9 @@ def recipient_factory(
             unsubscribe_mailto=mailto,
         )
 
-    return make
+
+def recipient_factory(settings: Settings, plan: Plan) -> RecipientLinks:
+    return RecipientLinks(settings, plan, secret_key(settings))
 
 
 def envelope_sender(settings: Settings, plan: Plan) -> str:
@@ -347,12 +356,14 @@ def deliver_as_helper(
     clock: Clock = system_clock
     if abs(shift) > 1:  # `run --now` (testing): the caller's clock runs ahead or behind
         clock = ShiftedClock(system_clock() + dt.timedelta(seconds=shift))
-    store = open_store(settings)
+    # The caller checked the schema and the database's purpose: a helper skips that (alembic's
+    # import alone is a tenth of a second) and starts sending at once.
+    store = Store(settings.resolved_database_url)
     try:
         runner = build_runner(settings, plan, store, None, clock)
         runner.worker, runner.connections, runner.stop = job.worker, job.connections, stop
         try:
-            return runner.deliver(store.mailings.get(job.mailing_id))
+            return runner.push(store.mailings.get(job.mailing_id), job.personalise)
         finally:
             runner.transport.close()
     finally:

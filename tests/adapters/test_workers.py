@@ -11,17 +11,33 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import cast
 
 import pytest
 
 from session_bot.adapters import workers
 from session_bot.adapters.workers import SPARES, HelperJob, ProcessHelpers
 from session_bot.app.delivery_policy import DeliveryReport
+from session_bot.core.records import DeliveryRow
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """A personaliser that pickles (as the mailings' ``Personaliser`` does)."""
+
+    text: str
+
+    def __call__(self, row: DeliveryRow) -> bytes:
+        return self.text.encode()
 
 
 def report_pid(setup: object, job: HelperJob, stop: threading.Event) -> DeliveryReport:
     """A helper's target: reports which process ran it (as ``sent``) and what it was given."""
-    return DeliveryReport(sent=os.getpid(), failures=[f"{setup}:{job.worker}:{job.connections}"])
+    made = job.personalise(cast(DeliveryRow, None)).decode()
+    return DeliveryReport(
+        sent=os.getpid(), failures=[f"{setup}:{job.worker}:{job.connections}:{made}"]
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -42,21 +58,24 @@ def gone(pid: int, within: float) -> bool:
 
 def test_the_next_mailing_is_served_by_the_spares_the_last_one_left() -> None:
     helpers = ProcessHelpers(report_pid, "setup", processes=3, threshold=1)
-    first = helpers.start(7, 2, worker="run", connections=2)
+    first = helpers.start(7, 2, worker="run", connections=2, personalise=Stamp("mail 7"))
     reports = first.wait()
     assert sorted(r.sent for r in reports) == sorted(first.pids)
-    assert sorted(r.failures[0] for r in reports) == ["setup:run#1:2", "setup:run#2:2"]
+    assert sorted(r.failures[0] for r in reports) == [
+        "setup:run#1:2:mail 7",
+        "setup:run#2:2:mail 7",
+    ]
     spares = SPARES.pids
     assert len(spares) == 2 and not set(spares) & set(first.pids)
 
-    second = helpers.start(8, 2, worker="run", connections=1)
+    second = helpers.start(8, 2, worker="run", connections=1, personalise=Stamp("8"))
     assert sorted(second.pids) == sorted(spares)
     assert sorted(r.sent for r in second.wait()) == sorted(spares)
 
 
 def test_a_stopped_mailing_leaves_no_spares() -> None:
     helpers = ProcessHelpers(report_pid, "setup", processes=2, threshold=1)
-    run = helpers.start(7, 1, worker="run", connections=1)
+    run = helpers.start(7, 1, worker="run", connections=1, personalise=Stamp("7"))
     stopping = threading.Event()
     stopping.set()
     run.wait(stopping)
@@ -66,7 +85,7 @@ def test_a_stopped_mailing_leaves_no_spares() -> None:
 def test_a_spare_nobody_asks_for_ends_by_itself() -> None:
     helpers = ProcessHelpers(report_pid, "setup", processes=2, threshold=1)
     helpers.spare_idle = 1.0
-    helpers.start(7, 1, worker="run", connections=1).wait()
+    helpers.start(7, 1, worker="run", connections=1, personalise=Stamp("7")).wait()
     (spare,) = SPARES.pids
     assert gone(spare, within=30)
     assert SPARES.pids == []

@@ -3,7 +3,8 @@
 Each helper is a fresh ``python -m session_bot.adapters.workers`` (not ``multiprocessing``: that
 re-runs the caller's main script in every child, and a daemon's threads must not be forked). It
 reads ``(target, setup, job)`` pickled from its stdin and runs ``target(setup, job, stop)``, which
-builds its own store, renderer and transport (``wiring``), then writes its ``DeliveryReport`` (or
+opens its own store and transport (``wiring``) and personalises with the caller's ready-made
+``job.personalise`` (nothing is rendered twice), then writes its ``DeliveryReport`` (or
 why it failed) pickled to its stdout. ``stop`` is set when its stdin closes — the caller stops
 it (SIGTERM, lost leadership, Ctrl-C) or the caller died — or on SIGTERM: the helper finishes
 the message in flight, like the caller's own connections. SIGINT is left to the caller.
@@ -34,6 +35,7 @@ from typing import IO, Any
 from session_bot.app.delivery_policy import DeliveryReport
 from session_bot.app.ports.delivery import helper_name
 from session_bot.core.errors import MailError, SessionBotError
+from session_bot.core.records import DeliveryRow
 
 log = logging.getLogger("session_bot.delivery")
 
@@ -45,6 +47,7 @@ class HelperJob:
     mailing_id: int
     worker: str
     connections: int
+    personalise: Callable[[DeliveryRow], bytes]  # the caller's, ready-made (it pickles)
     log_level: int = logging.WARNING
 
 
@@ -64,14 +67,22 @@ class ProcessHelpers:
         self.spare_idle = SPARE_IDLE_SECONDS
 
     def start(
-        self, mailing_id: int, count: int, *, worker: str, connections: int
+        self,
+        mailing_id: int,
+        count: int,
+        *,
+        worker: str,
+        connections: int,
+        personalise: Callable[[DeliveryRow], bytes],
     ) -> ProcessHelperRun:
         level = logging.getLogger("session_bot").getEffectiveLevel()
         preload = self._target.__module__
         run = ProcessHelperRun(lambda: SPARES.top_up(count, preload, self.spare_idle))
         try:
             for index in range(1, count + 1):
-                job = HelperJob(mailing_id, helper_name(worker, index), connections, level)
+                job = HelperJob(
+                    mailing_id, helper_name(worker, index), connections, personalise, level
+                )
                 process = SPARES.take(preload, self.spare_idle)
                 run.add(job, process, pickle.dumps((self._target, self._setup, job)))
         except BaseException:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from session_bot.app.delivery import DeliveryReport
+from session_bot.app.personaliser import Personaliser, RecipientFor
 from session_bot.app.ports.render import RenderedMail
 from session_bot.app.ports.store import Store
 from session_bot.core.clock import Clock
@@ -150,7 +151,7 @@ class AnnouncementDesk:
     store: Store
     plan: Plan
     clock: Clock
-    recipient_for: Callable[..., Any]
+    recipient_for: RecipientFor
     message_id_domain: str
     renderers: Callable[[], AnnouncementRendererFor | None]
 
@@ -172,10 +173,7 @@ class AnnouncementDesk:
         now = self.clock()
         log.info("delivering mailing %s (%s %s)", mailing.id, KIND, mailing.sequence)
 
-        def personalise(d: DeliveryRow) -> bytes:
-            lang = d.language if d.language in rendered else series.language
-            mid = f"<{mailing.id}.{d.id}.{KIND}@{self.message_id_domain}>"
-            recipient = self.recipient_for(d, mailing)
-            return rendered[lang].personalise(recipient, message_id=mid, date=now)
-
+        personalise = Personaliser(
+            mailing, rendered, series.language, self.recipient_for, self.message_id_domain, now
+        )
         return push(mailing, personalise)

@@ -25,6 +25,7 @@ from session_bot.app.delivery import (
     settle,
 )
 from session_bot.app.delivery_policy import processes_for
+from session_bot.app.personaliser import Personaliser, RecipientFor
 from session_bot.app.ports.delivery import DeliveryHelpers, is_helper
 from session_bot.app.ports.render import RenderedMail, RendererFor
 from session_bot.app.ports.store import Store
@@ -35,7 +36,6 @@ from session_bot.core.errors import PlanError, SessionBotError
 from session_bot.core.languages import LANGUAGES
 from session_bot.core.meeting import Meeting
 from session_bot.core.plan import Occurrence
-from session_bot.core.recipient import Recipient
 from session_bot.core.records import DeliveryRow, MailingRow, SessionRow
 
 if TYPE_CHECKING:
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 # The runner's log name: admins filter on it, and these lines were the runner's before the split.
 log = logging.getLogger("session_bot.runner")
 
-RecipientFor = Callable[[DeliveryRow, MailingRow], Recipient]
 """The addressee of one delivery row (name, language, unsubscribe links)."""
 
 
@@ -216,7 +215,13 @@ class MailingDesk:
             own,
         )
         started = self._clock()
-        run = helpers.start(mailing.id, processes - 1, worker=options.worker, connections=each)
+        run = helpers.start(
+            mailing.id,
+            processes - 1,
+            worker=options.worker,
+            connections=each,
+            personalise=personalise,
+        )
         try:
             report = self._deliver_here(mailing, personalise, options, own)
         except BaseException:
@@ -304,11 +309,12 @@ class MailingDesk:
         occ: Occurrence,
         rendered: dict[str, RenderedMail],
         now: dt.datetime,
-    ) -> Callable[[DeliveryRow], bytes]:
-        def personalise(d: DeliveryRow) -> bytes:
-            lang = d.language if d.language in rendered else occ.series.language
-            recipient = self._recipient_for(d, mailing)
-            mid = f"<{mailing.id}.{d.id}.{mailing.kind}@{self._message_id_domain}>"
-            return rendered[lang].personalise(recipient, message_id=mid, date=now)
-
-        return personalise
+    ) -> Personaliser:
+        return Personaliser(
+            mailing,
+            rendered,
+            occ.series.language,
+            self._recipient_for,
+            self._message_id_domain,
+            now,
+        )

@@ -20,9 +20,10 @@ from session_bot.app import announcements
 from session_bot.app.alert_texts import pending_text, stuck_text
 from session_bot.app.announcements import AnnouncementDesk, AnnouncementRendererFor
 from session_bot.app.delivery import DeliveryReport, RateLimits
-from session_bot.app.mailings import DeliveryOptions, MailingDesk, RecipientFor, Sent
+from session_bot.app.mailings import DeliveryOptions, MailingDesk, Sent
 from session_bot.app.meetings import MeetingKeeper, meeting_request
 from session_bot.app.pending import PendingDesk
+from session_bot.app.personaliser import RecipientFor
 from session_bot.app.ports.delivery import DeliveryHelpers
 from session_bot.app.ports.render import RendererFor
 from session_bot.app.ports.store import Store
@@ -33,7 +34,7 @@ from session_bot.core.clock import Clock
 from session_bot.core.errors import PlanError, SessionBotError
 from session_bot.core.meeting import Meeting
 from session_bot.core.plan import Occurrence, Plan, find_occurrence
-from session_bot.core.records import MailingRow, SessionRow
+from session_bot.core.records import DeliveryRow, MailingRow, SessionRow
 from session_bot.core.timeline import Action, SessionState, due_actions
 
 if TYPE_CHECKING:
@@ -181,6 +182,12 @@ class Runner:
                 mailing, lambda m, personalise: self._mailings.push(m, personalise, options)
             )
         return self._mailings.deliver(mailing, options)
+
+    def push(
+        self, mailing: MailingRow, personalise: Callable[[DeliveryRow], bytes]
+    ) -> DeliveryReport:
+        """The mailing's due rows with ``personalise`` as it is (a helper process's work)."""
+        return self._mailings.push(mailing, personalise, self._delivery_options())
 
     def _perform(self, action: Action, report: RunReport) -> None:
         occ = action.occurrence

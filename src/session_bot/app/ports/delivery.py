@@ -13,9 +13,11 @@ helpers left in ``sending`` as its own (see ``adapters.db.deliveries``).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from session_bot.app.delivery_policy import DeliveryReport
+from session_bot.core.records import DeliveryRow
 
 
 def helper_name(worker: str, index: int) -> str:
@@ -46,6 +48,15 @@ class DeliveryHelpers(Protocol):
     processes: int  # the most processes a mailing may use, the caller's included
     threshold: int  # owed rows from which a mailing uses more than one process
 
-    def start(self, mailing_id: int, count: int, *, worker: str, connections: int) -> HelperRun:
-        """Start ``count`` helpers, each delivering the mailing over ``connections``."""
+    def start(
+        self,
+        mailing_id: int,
+        count: int,
+        *,
+        worker: str,
+        connections: int,
+        personalise: Callable[[DeliveryRow], bytes],
+    ) -> HelperRun:
+        """Start ``count`` helpers, each delivering the mailing over ``connections``.
+        ``personalise`` goes to them as it is (it must pickle): they render nothing."""
         ...
