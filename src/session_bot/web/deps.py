@@ -113,7 +113,9 @@ def _confirmations(config: MailConfig) -> ConfirmationMails:
     return ConfirmationMails(_renderer(config))
 
 
-def get_context(request: Request) -> WebContext:
+async def get_context(request: Request) -> WebContext:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a hand-off to a thread
+    # and back on every request, for one attribute lookup.
     ctx: WebContext = request.app.state.ctx
     return ctx
 
