@@ -275,12 +275,8 @@ class RecipientLinks:
 
     def __call__(self, row: DeliveryRow, mailing: MailingRow) -> Recipient:
         series = self.plan.get_series(mailing.session_key.partition("/")[0])
-        url, mailto = unsubscribe_links(
-            self.settings,
-            self.key,
-            row.subscriber_id,
-            self.settings.mail_from or series.organiser.email,
-        )
+        mailbox = self.settings.mail_from or series.organiser.email
+        url, mailto = unsubscribe_links(self.settings, self.key, row.subscriber_id, mailbox)
         return Recipient(
             email=row.email,
             name=row.name,

@@ -1,7 +1,9 @@
 """Pushes a frozen mailing's delivery rows through parallel connections, recording every outcome.
 
-Each connection runs in a thread of its own and loops: in one transaction it records the results
-of its last batch and claims the next few rows (``sending``), then personalises and sends them.
+Each connection loops: in one transaction it records the results of its last batch and claims
+the next few rows (``sending``), then personalises and sends them. One thread drives all the
+connections (``app.connection_loop``): while a server reads one connection's message, the next
+is personalised and written on another.
 Rows are streamed from the store in small claims, never held as a list, so memory stays flat at
 any list size.
 
@@ -15,8 +17,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import cast
 
+from session_bot.app.connection_loop import Sleep, Work, drive
 from session_bot.app.delivery_policy import (
     MAX_ATTEMPTS,
     DeliveryPolicy,
@@ -25,7 +29,7 @@ from session_bot.app.delivery_policy import (
     backoff,
 )
 from session_bot.app.delivery_progress import Display, display
-from session_bot.app.ports.mail import SendResult, Transport
+from session_bot.app.ports.mail import Awaiting, SendResult, SteppedTransport, Transport
 from session_bot.app.ports.store import Store
 from session_bot.core.clock import Clock
 from session_bot.core.errors import MailError
@@ -71,20 +75,18 @@ def deliver_mailing(
     run.connections = len(transports)
     with display(progress, mailing_id, todo) as show:
         run.show = show
-        threads = [
-            threading.Thread(target=run.work, args=(t, i), name=f"deliver-{mailing_id}-{i}")
-            for i, t in enumerate(transports)
-        ]
-        for t in threads:
-            t.start()
+        works = [run.work(t, i) for i, t in enumerate(transports)]
+        # Not the caller's thread: Ctrl-C lands there, and each connection finishes its message.
+        thread = threading.Thread(
+            target=drive, args=(works, run.stop), name=f"deliver-{mailing_id}"
+        )
+        thread.start()
         try:
-            for t in threads:
-                t.join()
+            thread.join()
         except BaseException:
             # Ctrl-C: every connection finishes its message and releases the rest of its batch.
             run.stop.set()
-            for t in threads:
-                t.join()
+            thread.join()
             raise
         finally:
             for extra in transports[1:]:
@@ -123,7 +125,7 @@ class _Delivery:
         self.show: Display = Display(None, mailing_id, 0)
 
     # --- one connection --------------------------------------------------------------------
-    def work(self, transport: Transport, index: int) -> None:
+    def work(self, transport: Transport, index: int) -> Work:
         outcomes: list[DeliveryOutcome] = []
         p = self.policy
         failures = 0
@@ -152,7 +154,7 @@ class _Delivery:
                     sweep = False
                     with self.lock:
                         self.cursor = max(self.cursor, claim.rows[-1].id)
-                    error = self._send_batch(transport, claim.rows, outcomes)
+                    error = yield from self._send_batch(transport, claim.rows, outcomes)
                     if error is None:
                         failures = 0
                         continue
@@ -167,7 +169,7 @@ class _Delivery:
                         return
                     delay = p.reconnect_delays[failures - 1]
                     log.warning("connection %s: %s; trying again in %.1f s", index, error, delay)
-                    self.stop.wait(delay)
+                    yield Sleep(delay)
                     sweep = True
                     continue
                 if claim.wait_until is None:
@@ -176,7 +178,7 @@ class _Delivery:
                 if wait > p.linger.total_seconds():
                     return  # left for the next run
                 if wait > 0 or after == 0:
-                    self.stop.wait(min(max(wait, 0.02), p.poll))
+                    yield Sleep(min(max(wait, 0.02), p.poll))
                 sweep = True
         except BaseException as exc:
             # Hand any failure (a template error in personalise, the database) to the caller's
@@ -195,7 +197,7 @@ class _Delivery:
 
     def _send_batch(
         self, transport: Transport, rows: list[DeliveryRow], out: list[DeliveryOutcome]
-    ) -> MailError | None:
+    ) -> Generator[Awaiting, None, MailError | None]:
         """Send the claimed rows in order; rows not attempted are released, whatever happens."""
         recorded: set[int] = set()
         guard = self.policy.inflight_bound / 2
@@ -225,10 +227,15 @@ class _Delivery:
                 )
                 recorded.add(row.id)
                 self._tally("skipped")
-            results = transport.send_many(self.sender, messages())
+            results = _steps(transport, self.sender, messages())
             try:
-                for row, result in zip(to_send, results, strict=False):
-                    out.append(self._outcome(row, result))
+                sent = iter(to_send)
+                for step in results:
+                    if isinstance(step, Awaiting):
+                        yield step
+                        continue
+                    row = next(sent)
+                    out.append(self._outcome(row, step))
                     recorded.add(row.id)
             except MailError as exc:
                 error = exc
@@ -324,6 +331,16 @@ class _Delivery:
             )
         log.info("mailing %s: %s", self.mailing_id, r.summary())
         return r
+
+
+def _steps(
+    transport: Transport, sender: str, messages: Iterator[tuple[str, bytes]]
+) -> Iterator[SendResult | Awaiting]:
+    """The transport's results with its pauses, if it has them (``SteppedTransport``)."""
+    stepped = getattr(transport, "send_steps", None)
+    if stepped is not None:
+        return cast(SteppedTransport, transport).send_steps(sender, messages)
+    return transport.send_many(sender, messages)
 
 
 def settle(store: Store, mailing_id: int, r: DeliveryReport, *, clock: Clock, worker: str) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Generator, Iterable, Iterator
 from typing import Literal
 
 from session_bot.adapters.mail.smtp_wire import kernel_timeouts, read_reply
-from session_bot.app.ports.mail import Outcome, SendResult
+from session_bot.app.ports.mail import Awaiting, Outcome, SendResult
 from session_bot.core.errors import MailError
 
 TlsMode = Literal["starttls", "ssl", "none"]
@@ -151,9 +151,23 @@ class SmtpTransport:
     def send_many(
         self, sender: str, messages: Iterable[tuple[str, bytes]]
     ) -> Generator[SendResult, None, None]:
-        """One result per message, in order. With PIPELINING (RFC 2920) the envelope (MAIL, RCPT,
-        DATA) goes out in one write, and after the first message in the same write as the
-        previous message's data: one round trip per message instead of four."""
+        """One result per message, in order (``send_steps`` without its pauses)."""
+        steps = self.send_steps(sender, messages)
+        try:
+            for step in steps:
+                if not isinstance(step, Awaiting):
+                    yield step
+        finally:
+            steps.close()
+
+    def send_steps(
+        self, sender: str, messages: Iterable[tuple[str, bytes]]
+    ) -> Generator[SendResult | Awaiting, None, None]:
+        """One result per message, in order, and an ``Awaiting`` after each message's data went
+        out, before its answer is read: one thread serves several connections by moving on
+        there (``app.delivery``). With PIPELINING (RFC 2920) the envelope (MAIL, RCPT, DATA)
+        goes out in one write, and after the first message in the same write as the previous
+        message's data: one round trip per message instead of four."""
         pending = iter(messages)
         item = next(pending, None)
         primed = False  # the envelope of ``item`` is already on the wire
@@ -164,7 +178,7 @@ class SmtpTransport:
                 if self._conn is None:
                     self._conn = self._connect()
                 try:
-                    result, following, primed, failure = self._transaction(
+                    result, following, primed, failure = yield from self._transaction(
                         self._conn, sender, item, pending, primed
                     )
                 except _NotTaken as exc:
@@ -195,12 +209,15 @@ class SmtpTransport:
         item: tuple[str, bytes],
         pending: Iterator[tuple[str, bytes]],
         primed: bool,
-    ) -> tuple[SendResult, tuple[str, bytes] | None, bool, BaseException | None]:
+    ) -> Generator[
+        Awaiting, None, tuple[SendResult, tuple[str, bytes] | None, bool, BaseException | None]
+    ]:
         """MAIL, RCPT, DATA, then the message; a failure is known to be before or after the data.
 
         Returns the result, the next message (taken from ``pending`` once this one's DATA was
         accepted, so its envelope can ride along), whether that envelope went out, and the error
-        taking the next message raised (this message is still finished first).
+        taking the next message raised (this message is still finished first). Pauses once,
+        with the message sent and its answer not yet read.
         """
         recipient, message = item
         if not _usable_path(sender, conn):
@@ -226,7 +243,10 @@ class SmtpTransport:
         if following is not None and pipelining and _usable_path(following[0], conn):
             tail = b"".join(_envelope(conn, sender, *following))
         try:
-            code, reply = _send_data(conn, message, tail)
+            _send_data(conn, message, tail)
+            sock = conn.sock
+            yield Awaiting(sock.fileno() if sock is not None else -1)
+            code, reply = read_reply(conn)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
             lost = SendResult(
@@ -327,15 +347,14 @@ def _exchange_envelope(
     return answers
 
 
-def _send_data(conn: smtplib.SMTP, message: bytes, tail: bytes) -> tuple[int, bytes]:
-    """Send the message (dot-stuffed, ended with ``.``) and ``tail`` in one write; the answer."""
+def _send_data(conn: smtplib.SMTP, message: bytes, tail: bytes) -> None:
+    """Send the message (dot-stuffed, ended with ``.``) and ``tail`` in one write."""
     body = message
     if body.startswith(b".") or b"\n." in body:
         body = _LEADING_DOT.sub(b"..", body)
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
     conn.send(body + b".\r\n" + tail)
-    return read_reply(conn)
 
 
 def _usable_path(address: str, conn: smtplib.SMTP) -> bool:

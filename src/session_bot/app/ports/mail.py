@@ -1,7 +1,9 @@
 """What a mail transport is and what it answers (the adapters in ``adapters.mail`` implement it).
 
 A transport is one connection; ``clone()`` gives another one with the same settings, so the
-delivery loop can run several in parallel threads (see ``app.delivery``).
+delivery loop can keep several busy (see ``app.delivery``). A transport that talks to a server
+may also offer ``send_steps`` (``SteppedTransport``): ``send_many`` with an ``Awaiting`` pause
+wherever it would wait for the server, so one thread drives all connections.
 
 What a result means for the delivery row:
 
@@ -48,6 +50,15 @@ class SendResult:
         return self.outcome == "permanent" and self.enhanced_status in HARD_BOUNCE_STATUS
 
 
+@dataclass(frozen=True)
+class Awaiting:
+    """A pause in ``send_steps``: a message went out and its answer is not read yet, so the
+    thread may serve its other connections first. ``fileno``: the socket the answer comes on
+    (-1 if unknown)."""
+
+    fileno: int
+
+
 class Transport(Protocol):
     """Sends one finished message to one recipient over one connection."""
 
@@ -72,3 +83,12 @@ class Transport(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class SteppedTransport(Transport, Protocol):
+    def send_steps(
+        self, sender: str, messages: Iterable[tuple[str, bytes]]
+    ) -> Iterator[SendResult | Awaiting]:
+        """``send_many``, with an ``Awaiting`` after a message went out and before its answer is
+        read (resuming the iterator reads it)."""
+        ...
