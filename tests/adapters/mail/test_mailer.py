@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from session_bot.adapters.mail import MaildirTransport, SendResult, SmtpTransport
+from session_bot.app.ports.mail import NoLeadingDots
 from session_bot.core.errors import MailError
 from tests.support.smtp_server import (
     CollectingHandler,
@@ -53,6 +54,23 @@ def test_starttls_and_login_then_one_connection_for_many_messages(
     assert [m.rcpt_tos for m in got] == [[f"r{i}@example.org"] for i in range(5)]
     # Dot-stuffing is undone by the server: the body arrives exactly as given.
     assert got[0].data.replace(b"\r\n", b"\n") == MESSAGE.replace(b"\r\n", b"\n")
+
+
+def test_a_message_without_leading_dots_goes_as_it_is_and_any_other_is_stuffed(
+    any_server: SmtpServer,
+) -> None:
+    plain = b"Subject: x\r\n\r\nno dot here\r\n"
+    t = SmtpTransport(any_server.host, any_server.port, tls="none")
+    results = list(
+        t.send_many(
+            "a@sb.example.org",
+            [("r1@example.org", NoLeadingDots(plain)), ("r2@example.org", MESSAGE)],
+        )
+    )
+    t.close()
+    assert [r.outcome for r in results] == ["sent", "sent"]
+    got = [m.data.replace(b"\r\n", b"\n") for m in any_server.handler.messages]
+    assert got == [plain.replace(b"\r\n", b"\n"), MESSAGE.replace(b"\r\n", b"\n")]
 
 
 def test_implicit_tls_with_login(cert: tuple[Path, Path], trusting: ssl.SSLContext) -> None:

@@ -15,6 +15,7 @@ from email.header import decode_header, make_header
 import pytest
 
 from session_bot.adapters.render.personalise import encoded_words, qp_encode
+from session_bot.app.ports.mail import NoLeadingDots
 from tests.support.invitations import NOW, meeting, occurrence, parse, recipient, renderer
 
 NAMES = [
@@ -73,3 +74,33 @@ def test_quoted_printable_values_keep_their_text() -> None:
         assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
         decoded = quopri.decodestring(encoded.replace(b"\r\n", b"\n")).decode()
         assert decoded == value
+
+
+def _leading_dot_name() -> str:
+    """A name whose salutation's quoted-printable line breaks right before its ".", so that a
+    line of the message begins with a dot."""
+    occ = occurrence(dt.date(2025, 2, 26))
+    mailing = renderer().render("invitation", occ, meeting(occ), sequence=0, now=NOW)
+    for n in range(1, 200):
+        name = "A" * n + ".Z"
+        raw = mailing.personalise(recipient(name, "a@example.org"), message_id="<1@x>", date=NOW)
+        if b"\n." in raw:
+            return name
+    raise AssertionError("no name puts a dot at the start of a line")
+
+
+def test_a_message_says_whether_smtp_must_dot_stuff_it() -> None:
+    """The SMTP transport skips its search for lines to dot-stuff only for a ``NoLeadingDots``;
+    a recipient whose values put a dot at a line's start gets plain bytes (and is stuffed)."""
+    occ = occurrence(dt.date(2025, 2, 26))
+    mailing = renderer().render("invitation", occ, meeting(occ), sequence=0, now=NOW)
+    for i, name in enumerate(NAMES):
+        raw = mailing.personalise(
+            recipient(name, f"p{i}@example.org"), message_id="<1@x>", date=NOW
+        )
+        assert type(raw) is NoLeadingDots and not re.search(rb"(^|\n)\.", raw), name
+    dotty = _leading_dot_name()
+    raw = mailing.personalise(recipient(dotty, "d@example.org"), message_id="<2@x>", date=NOW)
+    assert type(raw) is bytes and b"\n." in raw
+    text = parse(raw).get_body(("plain",))
+    assert text is not None and dotty in str(text.get_content())

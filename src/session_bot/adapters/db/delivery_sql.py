@@ -172,8 +172,11 @@ class HotSql:
 
     def time(self, value: dt.datetime) -> Any:
         """As ``UTCDateTime`` stores it: naive UTC; SQLite in SQLAlchemy's fixed-width text."""
-        naive = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else naive
+        if value.tzinfo is not dt.UTC:
+            value = value.astimezone(dt.UTC)
+        naive = value.replace(tzinfo=None)
+        # isoformat, not strftime: the same text at half the cost, once per row and outcome.
+        return naive.isoformat(" ", "microseconds") if self.sqlite else naive
 
 
 _HOT_SQL: dict[str, HotSql] = {}

@@ -18,7 +18,7 @@ from collections.abc import Generator, Iterable, Iterator
 from typing import Literal
 
 from session_bot.adapters.mail.smtp_wire import kernel_timeouts, read_reply
-from session_bot.app.ports.mail import Awaiting, Outcome, SendResult
+from session_bot.app.ports.mail import Awaiting, NoLeadingDots, Outcome, SendResult, dotted
 from session_bot.core.errors import MailError
 
 TlsMode = Literal["starttls", "ssl", "none"]
@@ -350,7 +350,7 @@ def _exchange_envelope(
 def _send_data(conn: smtplib.SMTP, message: bytes, tail: bytes) -> None:
     """Send the message (dot-stuffed, ended with ``.``) and ``tail`` in one write."""
     body = message
-    if body.startswith(b".") or b"\n." in body:
+    if type(message) is not NoLeadingDots and dotted(body):
         body = _LEADING_DOT.sub(b"..", body)
     if not body.endswith(b"\r\n"):
         body += b"\r\n"

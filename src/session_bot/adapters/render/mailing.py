@@ -27,6 +27,7 @@ from session_bot.adapters.render.personalise import (
     token,
 )
 from session_bot.adapters.render.values import MailConfig, MailParts
+from session_bot.app.ports.mail import NoLeadingDots, dotted
 from session_bot.core.recipient import Recipient
 
 
@@ -60,12 +61,31 @@ class RenderedMailing:
     # Filled on first use; shared by the delivery threads (each assignment is atomic).
     _fixed: dict[str, bytes] | None = None
     _date_line: tuple[dt.datetime, str] | None = None
+    _segments_dotted: bool | None = None  # whether a fixed part has a line beginning with "."
 
     def personalise(self, recipient: Recipient, *, message_id: str, date: dt.datetime) -> bytes:
-        """The complete RFC 5322 message for ``recipient`` (CRLF line ends), DKIM-signed if set up."""
-        message = self._fill(recipient, message_id, date)
+        """The complete RFC 5322 message for ``recipient`` (CRLF line ends), DKIM-signed if set up;
+        a ``NoLeadingDots`` when no line begins with ``.`` (nearly always: the per-recipient
+        values are checked here, the fixed parts once)."""
+        values = self._values(recipient, message_id, date)
+        message = join(self._segments, values)
         dkim = self._config.dkim
-        return dkim_sign(message, dkim) + message if dkim else message
+        if dkim:
+            signature = dkim_sign(message, dkim)
+            if dotted(signature):
+                return signature + message
+            message = signature + message
+        if self._fixed_dotted() or any(dotted(v) for v in values.values()):
+            return message
+        return NoLeadingDots(message)
+
+    def _fixed_dotted(self) -> bool:
+        fixed = self._segments_dotted
+        if fixed is None:
+            fixed = self._segments_dotted = any(
+                dotted(s) for s in self._segments if isinstance(s, bytes)
+            )
+        return fixed
 
     def preview_bytes(self, *, date: dt.datetime, message_id: str = "<preview@localhost>") -> bytes:
         """The message as an anonymous test recipient would get it (``preview --format eml``)."""
@@ -74,6 +94,11 @@ class RenderedMailing:
         return self._fill(to, message_id, date)
 
     def _fill(self, recipient: Recipient, message_id: str, date: dt.datetime) -> bytes:
+        return join(self._segments, self._values(recipient, message_id, date))
+
+    def _values(
+        self, recipient: Recipient, message_id: str, date: dt.datetime
+    ) -> dict[Slot, bytes]:
         name = clean_line(recipient.name) if recipient.name else None
         url = recipient.unsubscribe_url
         if url is None and self.bulk and not self.test_send:
@@ -103,7 +128,7 @@ class RenderedMailing:
                 head, tail = self._ics_halves
                 cal = head + ics.attendee_line(name, recipient.email) + tail
                 values[slot] = base64.encodebytes(cal).replace(b"\n", b"\r\n")
-        return join(self._segments, values)
+        return values
 
     def _headers(self, r: Recipient, name: str | None, message_id: str, date: dt.datetime) -> bytes:
         if date.tzinfo is None:

@@ -50,6 +50,19 @@ class SendResult:
         return self.outcome == "permanent" and self.enhanced_status in HARD_BOUNCE_STATUS
 
 
+class NoLeadingDots(bytes):
+    """A message no line of which begins with ``.``, as its renderer made sure: SMTP sends it as
+    it is instead of searching 13 KB for lines to dot-stuff (RFC 5321 4.5.2), which took a sixth
+    of a delivery's CPU per message. Any other transport takes it as the bytes it is."""
+
+    __slots__ = ()
+
+
+def dotted(data: bytes) -> bool:
+    """Whether a line of ``data`` (or a piece of one that starts a line) begins with ``.``."""
+    return data.startswith(b".") or b"\n." in data
+
+
 @dataclass(frozen=True)
 class Awaiting:
     """A pause in ``send_steps``: a message went out and its answer is not read yet, so the
