@@ -153,6 +153,7 @@ def world(
         try:
             yield World(settings, store, plan, clock, smtp, runner, server, runs)
         finally:
+            app.state.ctx.close()  # the last mails out, the writer thread ended
             with lock:
                 zoom.close()
                 store.close()

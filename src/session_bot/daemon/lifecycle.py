@@ -152,6 +152,7 @@ class WebThread:
         self.url = ""
         self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
+        self._ctx: WebContext | None = None
 
     def start(
         self, ctx: WebContext, sock: socket.socket, instance: Callable[[], dict[str, Any]]
@@ -174,15 +175,18 @@ class WebThread:
         self.url = f"http://{host}:{port}"
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="web")
         thread.start()
-        self._server, self._thread = server, thread
+        self._server, self._thread, self._ctx = server, thread, ctx
         log.info("web: listening on %s", self.url)
 
     def stop(self) -> None:
+        """Stop the server, then let what its last pages asked for finish (mails: bounded)."""
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._server = self._thread = None
+        if self._ctx is not None:
+            self._ctx.close()
+        self._server = self._thread = self._ctx = None
 
 
 class Signals:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +25,8 @@ from session_bot.core.languages import LANGUAGES
 from session_bot.core.plan import Plan
 from session_bot.core.plan.localize import localized_title
 from session_bot.settings import Settings
+from session_bot.web.consent_outbox import ConsentOutbox
+from session_bot.web.writer import WriterThread
 
 ConsentMailFor = Callable[[], ConsentMailSetup]
 """Who the consent mails come from under the current plan (it may have been reloaded)."""
@@ -55,6 +58,31 @@ class WebContext:
     # Called after the console saved a plan revision: this process reloads at once (the other
     # server notices the new revision at its next plan check).
     plan_saved: Callable[[], None] | None = None
+    # Sends the subscriber pages' mails after their responses; the daemon brings one and
+    # closes it after the web server. None: one is made at the first mail (``mails()``).
+    outbox: ConsentOutbox | None = None
+    # The thread of the subscribe form's transaction; made at first use, closed like the outbox.
+    writer_thread: WriterThread | None = None
+    _lazy: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def mails(self) -> ConsentOutbox:
+        with self._lazy:
+            if self.outbox is None:
+                self.outbox = ConsentOutbox(self.transport)
+            return self.outbox
+
+    def writer(self) -> WriterThread:
+        with self._lazy:
+            if self.writer_thread is None:
+                self.writer_thread = WriterThread()
+            return self.writer_thread
+
+    def close(self) -> None:
+        """After the server stopped: the last transactions finish, the last mails go out."""
+        if self.writer_thread is not None:
+            self.writer_thread.close()
+        if self.outbox is not None:
+            self.outbox.close()
 
     def plan_book(self) -> PlanBook:
         return PlanBook(

@@ -2,11 +2,13 @@
 
 No GET changes state: link scanners in corporate mail systems open every link, so the confirm and
 unsubscribe links open a page whose single button POSTs. How pages look is ``pages``'s; what
-happens after the response (mails, a run) is ``subscribe_tasks``'s.
+happens after the response (mails, a run) is ``subscribe_tasks``'s, the mails sent by the
+``consent_outbox``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping
@@ -115,16 +117,17 @@ def _subscribe_page(
         429: {"description": "Too many requests from this client", **_HTML},
     },
 )
-def subscribe_submit(
+async def subscribe_submit(
     request: Request,
     ctx: Ctx,
-    background: BackgroundTasks,
     email: Annotated[str, Form()] = "",
     name: Annotated[str, Form()] = "",
     language: Annotated[str, Form()] = "",
     page_lang: Annotated[str, Form()] = "",
     lang: str | None = None,
 ) -> HTMLResponse:
+    # async: the page is made on the event loop and only the database's transaction goes to
+    # the writer thread (it may wait for the write lock); the mail goes to the outbox.
     ui = page_language(request, lang, page_lang)
     mail_lang = language if language in LANGS else ui
     values = {"email": email[:320], "name": name[:200], "language": mail_lang}
@@ -132,15 +135,18 @@ def subscribe_submit(
     if not email.strip():
         return _subscribe_page(request, ctx, ui, values, {"email": t["email_missing"]}, 400)
     try:
-        outcome = subs.request_subscription(
-            ctx.store,
-            ctx.secret_key,
-            address=email,
-            name=name,
-            language=mail_lang,
-            consent_version=consent_version(ui),
-            proof=_proof(ctx, request),
-            now=ctx.clock(),
+        outcome = await ctx.writer().run(
+            functools.partial(
+                subs.request_subscription,
+                ctx.store,
+                ctx.secret_key,
+                address=email,
+                name=name,
+                language=mail_lang,
+                consent_version=consent_version(ui),
+                proof=_proof(ctx, request),
+                now=ctx.clock(),
+            )
         )
     except subs.InvalidAddress:
         return _subscribe_page(request, ctx, ui, values, {"email": t["email_invalid"]}, 400)
@@ -156,9 +162,15 @@ def subscribe_submit(
             extra_headers={"Retry-After": str(window)},
         )
     if outcome.action == "send-confirmation":
-        background.add_task(send_confirmation_mail, ctx, outcome)
+        ctx.mails().submit(
+            f"confirmation mail for subscriber {outcome.subscriber_id}",
+            functools.partial(send_confirmation_mail, ctx, outcome),
+        )
     elif outcome.action == "notify-owner":
-        background.add_task(send_owner_notice, ctx, outcome)
+        ctx.mails().submit(
+            f"re-submission notice for subscriber {outcome.subscriber_id}",
+            functools.partial(send_owner_notice, ctx, outcome),
+        )
     else:
         log.info("subscribe request for a known address: %s", outcome.action)
     # The same page whatever the address's state: the form reveals nobody's subscription.
