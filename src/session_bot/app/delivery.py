@@ -98,7 +98,8 @@ def deliver_mailing(
 
 
 class _Delivery:
-    """State shared by the connection threads of one ``deliver_mailing`` call."""
+    """State shared by the connections of one ``deliver_mailing`` call (one thread drives them;
+    helper processes have their own)."""
 
     def __init__(
         self,

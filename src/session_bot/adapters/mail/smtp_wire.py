@@ -41,9 +41,8 @@ def read_reply(conn: smtplib.SMTP) -> tuple[int, bytes]:
 
 def kernel_timeouts(sock: socket.socket | None, seconds: float) -> None:
     """Blocking I/O with the timeout kept by the kernel (SO_RCVTIMEO/SO_SNDTIMEO): Python's own
-    timeout polls the socket before every send and receive, two more system calls (and GIL
-    hand-offs between the connections' threads) per message. A server that stops answering
-    still ends the wait after ``seconds``, as an ``OSError``."""
+    timeout polls the socket before every send and receive, two more system calls per message.
+    A server that stops answering still ends the wait after ``seconds``, as an ``OSError``."""
     if sock is None or not sys.platform.startswith("linux"):
         return
     whole = int(seconds)

@@ -58,7 +58,7 @@ class RenderedMailing:
     _salutation: Salutation
     _ics_halves: tuple[bytes, bytes] | None = None  # REQUEST: calendar around the ATTENDEE line
     _slots: frozenset[Slot] = field(default_factory=frozenset)
-    # Filled on first use; shared by the delivery threads (each assignment is atomic).
+    # Filled on first use (each assignment is atomic: a renderer may serve several threads).
     _fixed: dict[str, bytes] | None = None
     _date_line: tuple[dt.datetime, str] | None = None
     _segments_dotted: bool | None = None  # whether a fixed part has a line beginning with "."
