@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -110,6 +111,64 @@ class SubscribeOutcome:
     confirm_token: str | None = None
 
 
+@dataclass(frozen=True)
+class SubscribeRequest:
+    """A web request, checked and ready to be recorded (``prepare_request``)."""
+
+    email: str
+    key: str
+    name: str | None
+    language: str
+    consent: dict[str, Any]
+    proof: RequestProof
+    now: dt.datetime
+
+
+def prepare_request(
+    *,
+    address: str,
+    name: str | None,
+    language: str,
+    consent_version: str,
+    proof: RequestProof,
+    now: dt.datetime,
+) -> SubscribeRequest:
+    """What a web request for ``address`` records; raises ``InvalidAddress`` for a malformed
+    one. Touches nothing: done before the transaction."""
+    email = normalise_address(address)
+    return SubscribeRequest(
+        email=email,
+        key=email_key(email),
+        name=clean_name(name),
+        language=language if language in LANGUAGES else "de",
+        consent=_consent(proof, consent_version, now),
+        proof=proof,
+        now=now,
+    )
+
+
+def record_requests(
+    store: Store,
+    secret: str,
+    requests: Sequence[SubscribeRequest],
+    limits: RateLimits = RateLimits(),
+) -> list[SubscribeOutcome]:
+    """Record web requests in order, each seeing the ones before it, as if one came after the
+    other; one outcome each.
+
+    Their writes (the rate-limit counts, the subscriber rows) are one short transaction: all or
+    none of them, and no wait behind the deliveries' writes in the database's busy handler.
+    Several requests that arrived together share it, and its commit."""
+    with store.transaction():
+        return [
+            _record_request(
+                store, secret, r.email, r.key, r.name, r.language, r.consent, r.proof, r.now,
+                limits,
+            )
+            for r in requests
+        ]  # fmt: skip
+
+
 def request_subscription(
     store: Store,
     secret: str,
@@ -122,19 +181,16 @@ def request_subscription(
     now: dt.datetime,
     limits: RateLimits = RateLimits(),
 ) -> SubscribeOutcome:
-    """Record a web request for ``address``; raises ``InvalidAddress`` for a malformed one.
-
-    Its writes (the rate-limit counts, the subscriber row) are one short transaction: all or
-    none of them, and no wait behind the deliveries' writes in the database's busy handler."""
-    email = normalise_address(address)
-    key = email_key(email)
-    name = clean_name(name)
-    language = language if language in LANGUAGES else "de"
-    consent = _consent(proof, consent_version, now)
-    with store.transaction():
-        return _record_request(
-            store, secret, email, key, name, language, consent, proof, now, limits
-        )
+    """Record a web request for ``address`` (``prepare_request``, then ``record_requests``)."""
+    request = prepare_request(
+        address=address,
+        name=name,
+        language=language,
+        consent_version=consent_version,
+        proof=proof,
+        now=now,
+    )
+    return record_requests(store, secret, [request], limits)[0]
 
 
 def _record_request(

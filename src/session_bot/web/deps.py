@@ -16,6 +16,7 @@ from session_bot import wiring
 from session_bot.adapters.render.confirmation import ConfirmationMails
 from session_bot.adapters.render.invitations import MailConfig, Renderer
 from session_bot.app.consent_mails import ConsentMailSetup
+from session_bot.app.double_opt_in import SubscribeOutcome, SubscribeRequest, record_requests
 from session_bot.app.pending import PendingDesk
 from session_bot.app.plan_book import PlanBook
 from session_bot.app.ports.render import RenderedMail
@@ -26,7 +27,7 @@ from session_bot.core.plan import Plan
 from session_bot.core.plan.localize import localized_title
 from session_bot.settings import Settings
 from session_bot.web.consent_outbox import ConsentOutbox
-from session_bot.web.writer import WriterThread
+from session_bot.web.writer import BatchWriter
 
 ConsentMailFor = Callable[[], ConsentMailSetup]
 """Who the consent mails come from under the current plan (it may have been reloaded)."""
@@ -61,8 +62,8 @@ class WebContext:
     # Sends the subscriber pages' mails after their responses; the daemon brings one and
     # closes it after the web server. None: one is made at the first mail (``mails()``).
     outbox: ConsentOutbox | None = None
-    # The thread of the subscribe form's transaction; made at first use, closed like the outbox.
-    writer_thread: WriterThread | None = None
+    # The thread of the subscribe form's transactions; made at first use, closed like the outbox.
+    sign_up_writer: BatchWriter[SubscribeRequest, SubscribeOutcome] | None = None
     _lazy: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def mails(self) -> ConsentOutbox:
@@ -71,16 +72,18 @@ class WebContext:
                 self.outbox = ConsentOutbox(self.transport)
             return self.outbox
 
-    def writer(self) -> WriterThread:
+    def sign_ups(self) -> BatchWriter[SubscribeRequest, SubscribeOutcome]:
         with self._lazy:
-            if self.writer_thread is None:
-                self.writer_thread = WriterThread()
-            return self.writer_thread
+            if self.sign_up_writer is None:
+                self.sign_up_writer = BatchWriter(
+                    functools.partial(record_requests, self.store, self.secret_key)
+                )
+            return self.sign_up_writer
 
     def close(self) -> None:
         """After the server stopped: the last transactions finish, the last mails go out."""
-        if self.writer_thread is not None:
-            self.writer_thread.close()
+        if self.sign_up_writer is not None:
+            self.sign_up_writer.close()
         if self.outbox is not None:
             self.outbox.close()
 

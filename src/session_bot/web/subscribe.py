@@ -127,7 +127,8 @@ async def subscribe_submit(
     lang: str | None = None,
 ) -> HTMLResponse:
     # async: the page is made on the event loop and only the database's transaction goes to
-    # the writer thread (it may wait for the write lock); the mail goes to the outbox.
+    # the writer thread (it may wait for the write lock; it writes the requests that arrived
+    # meanwhile with it); the mail goes to the outbox.
     ui = page_language(request, lang, page_lang)
     mail_lang = language if language in LANGS else ui
     values = {"email": email[:320], "name": name[:200], "language": mail_lang}
@@ -135,21 +136,17 @@ async def subscribe_submit(
     if not email.strip():
         return _subscribe_page(request, ctx, ui, values, {"email": t["email_missing"]}, 400)
     try:
-        outcome = await ctx.writer().run(
-            functools.partial(
-                subs.request_subscription,
-                ctx.store,
-                ctx.secret_key,
-                address=email,
-                name=name,
-                language=mail_lang,
-                consent_version=consent_version(ui),
-                proof=_proof(ctx, request),
-                now=ctx.clock(),
-            )
+        prepared = subs.prepare_request(
+            address=email,
+            name=name,
+            language=mail_lang,
+            consent_version=consent_version(ui),
+            proof=_proof(ctx, request),
+            now=ctx.clock(),
         )
     except subs.InvalidAddress:
         return _subscribe_page(request, ctx, ui, values, {"email": t["email_invalid"]}, 400)
+    outcome = await ctx.sign_ups().submit(prepared)
     if outcome.action == "client-limited":
         window = int(subs.RateLimits().client_window.total_seconds())
         return message_page(
