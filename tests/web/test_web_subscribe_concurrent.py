@@ -3,8 +3,11 @@ gets the confirmation mail exactly once, at a real SMTP server, and is recorded 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import signal
+import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +18,7 @@ import pytest
 from session_bot import wiring
 from session_bot.settings import load_settings
 from tests.support.daemon_process import serve_process
-from tests.support.smtp_server import SmtpServer, free_port
+from tests.support.smtp_server import CollectingHandler, SmtpServer, free_port
 from tests.support.web_subscribe import SECRET, confirm_link, wait_for
 
 PEOPLE = 50
@@ -46,11 +49,19 @@ def _up(url: str) -> bool:
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[tuple[str, SmtpServer]]:
+    with _daemon(tmp_path) as (url, smtp, _):
+        yield url, smtp
+
+
+@contextlib.contextmanager
+def _daemon(
+    tmp_path: Path, handler: CollectingHandler | None = None
+) -> Iterator[tuple[str, SmtpServer, subprocess.Popen[bytes]]]:
     plan = tmp_path / "plan.yaml"
     plan.write_text(_plan(dt.date.today() + dt.timedelta(days=40)), encoding="utf-8")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with SmtpServer() as smtp:
+    with SmtpServer(handler) as smtp:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("SESSION_BOT_")},
             "SESSION_BOT_VAR_DIR": str(tmp_path / "var"),
@@ -64,12 +75,38 @@ def daemon(tmp_path: Path) -> Iterator[tuple[str, SmtpServer]]:
             "SESSION_BOT_TRUSTED_PROXIES": "127.0.0.1",
         }
         args = ["--sandbox", "--port", str(port), "--env-file", str(tmp_path / "no.env")]
-        with serve_process(args, env, tmp_path / "daemon.log", lambda: _up(url)):
-            yield url, smtp
+        with serve_process(args, env, tmp_path / "daemon.log", lambda: _up(url)) as proc:
+            yield url, smtp, proc
 
 
 def _address(i: int) -> str:
     return f"person.{i:02d}@example.org"
+
+
+def _subscribe(url: str, i: int) -> int:
+    with httpx.Client(base_url=url, timeout=30) as http:
+        r = http.post(
+            "/subscribe",
+            data={"email": _address(i), "name": "Jörg Müller", "language": "de"},
+            headers={"X-Forwarded-For": f"198.18.0.{i + 1}"},
+        )
+        return r.status_code
+
+
+def test_the_confirmations_still_queued_at_sigterm_go_out_before_the_daemon_ends(
+    tmp_path: Path,
+) -> None:
+    # A slow mail server: when SIGTERM comes, most confirmations still wait in the outbox.
+    with _daemon(tmp_path, CollectingHandler(delay=0.1)) as (url, smtp, proc):
+        with ThreadPoolExecutor(10) as pool:
+            statuses = list(pool.map(lambda i: _subscribe(url, i), range(20)))
+        assert statuses == [200] * 20
+        assert len(smtp.handler.copies()) < 20
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert smtp.handler.copies() == {_address(i): 1 for i in range(20)}
+    log = (tmp_path / "daemon.log").read_text()
+    assert "not sent" not in log and "daemon stopped" in log
 
 
 def test_fifty_concurrent_subscribers_each_get_one_confirmation(
