@@ -27,6 +27,7 @@ from session_bot.web.pages import (
     message_page,
     page_language,
     render_page,
+    slotted_message_page,
     texts,
 )
 from session_bot.web.public import private_feed_url
@@ -171,8 +172,8 @@ async def subscribe_submit(
     else:
         log.info("subscribe request for a known address: %s", outcome.action)
     # The same page whatever the address's state: the form reveals nobody's subscription.
-    return message_page(
-        request, ctx, ui, "sent_title", "sent_body", "sent_hint", fill={"email": outcome.email}
+    return slotted_message_page(
+        request, ctx, ui, "sent_title", "sent_body", "sent_hint", slot="email", value=outcome.email
     )
 
 
