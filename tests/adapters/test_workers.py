@@ -7,6 +7,7 @@ this module to find its target.
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -90,3 +91,13 @@ def test_a_spare_nobody_asks_for_ends_by_itself() -> None:
     assert gone(spare, within=30)
     assert SPARES.pids == []
     assert workers.SPARE_IDLE_SECONDS == 900.0  # the default the daemon keeps spares for
+
+
+def report_frozen(setup: object, job: HelperJob, stop: threading.Event) -> DeliveryReport:
+    return DeliveryReport(sent=gc.get_freeze_count())
+
+
+def test_a_helper_keeps_what_its_imports_built_out_of_the_collectors_sight() -> None:
+    helpers = ProcessHelpers(report_frozen, "setup", processes=2, threshold=1)
+    (report,) = helpers.start(7, 1, worker="run", connections=1, personalise=Stamp("7")).wait()
+    assert report.sent > 10_000  # the imported modules' objects, frozen before the order came

@@ -19,6 +19,7 @@ with the target's module imported, waiting for an order: the next large mailing 
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -233,6 +234,11 @@ def _child(preload: str, idle: float) -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr, never into the report
     importlib.import_module(preload)
+    # What the imports built stays for the helper's life: out of the collector's sight, so no
+    # full collection walks it mid-mailing (measured: one took 72 ms, a tenth of a second of
+    # 10,000 messages, with every connection of the process waiting).
+    gc.collect()
+    gc.freeze()
     stdin = sys.stdin.buffer
     if not select.select([stdin], [], [], idle)[0]:
         os._exit(0)  # a spare nobody needed
