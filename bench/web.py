@@ -10,7 +10,10 @@ the daemon runs with SESSION_BOT_TRUSTED_PROXIES=127.0.0.1). Rounds alternate wh
 first. The client is a plain asyncio HTTP/1.1 client; its CPU share during the empty-route
 rounds shows whether it, not the server, is the limit.
 
-Afterwards the outbox is counted: every address must have its confirmation exactly once. Then
+After each /subscribe round the next waits until the outbox holds every mail asked for so far
+(the mails go out after the answers, and a backlog being written would slow the next round,
+the empty route's too); how long the last mail took is reported. Afterwards the outbox is
+counted: every address must have its confirmation exactly once. Then
 the rate-limit bookkeeping is measured at 4k and 400k live counters (``bench/rate_limit.py``).
 
 Targets: /subscribe >= 0.4x the empty route's requests/s, p99 <= 250 ms, rate-limit cost flat.
@@ -278,6 +281,19 @@ def outbox_recipients(outbox: Path) -> list[str]:
     return found
 
 
+def settle_outbox(outbox: Path, mails: int, timeout: float = 120) -> float:
+    """Waits until the outbox holds ``mails`` messages, so the mails a /subscribe round left
+    to be sent after its answers do not load the machine while the next round is measured.
+    Returns the seconds waited: how long the last mail came after the last answer."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        folders = [outbox / sub for sub in ("new", "cur")]
+        if sum(len(os.listdir(f)) for f in folders if f.is_dir()) >= mails:
+            break
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
 def count_outbox(outbox: Path, expected: set[str], timeout: float = 120) -> dict[str, int]:
     """Waits until the outbox stops growing (the sends after the responses), then counts."""
     deadline = time.monotonic() + timeout
@@ -356,6 +372,7 @@ def main() -> int:
 
     n, conc = args.requests, args.concurrency
     loads: dict[str, list[Load]] = {"empty": [], "subscribe": []}
+    mail_lags: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         daemon = start_daemon(work)
@@ -368,6 +385,8 @@ def main() -> int:
                 warm = run_load(server, "w", 0, args.warmup, conc)
                 if warm.errors or set(warm.statuses) != {200}:
                     raise SystemExit(f"warm-up of {name}: {warm.statuses} {warm.errors[:3]}")
+            outbox_dir, mails_due = work / "var" / "outbox", args.warmup
+            settle_outbox(outbox_dir, mails_due)
             for rnd in range(args.rounds):
                 order = ["empty", "subscribe"] if rnd % 2 == 0 else ["subscribe", "empty"]
                 for name in order:
@@ -380,12 +399,17 @@ def main() -> int:
                         spy.send_signal(signal.SIGINT)
                         spy.wait(timeout=60)
                     loads[name].append(load)
+                    lag = ""
+                    if name == "subscribe":
+                        mails_due += n
+                        mail_lags.append(settle_outbox(outbox_dir, mails_due))
+                        lag = f", last mail {mail_lags[-1]:.1f} s after the last answer"
                     print(
                         f"round {rnd + 1} {name:9s}: {load.rps:7.0f} req/s, p50 "
                         f"{load.pct(0.5):6.1f} ms, p99 {load.pct(0.99):7.1f} ms, statuses "
                         f"{load.statuses}, errors {len(load.errors)}, client CPU "
                         f"{load.client_cpu / load.seconds:.0%}, server CPU "
-                        f"{load.server_cpu / load.seconds:.0%}",
+                        f"{load.server_cpu / load.seconds:.0%}{lag}",
                         flush=True,
                     )
             expected = {address("w", i) for i in range(args.warmup)}
@@ -439,6 +463,7 @@ def main() -> int:
         "non_200": not_ok,
         "outbox": outbox,
         "confirmations_exactly_once": once,
+        "mail_lag_s_max": round(max(mail_lags, default=0.0), 2),
         "rate_limit_ms_4k": round(rl["ms_4k"], 3),
         "rate_limit_ms_400k": round(rl["ms_400k"], 3),
         "rate_limit_ratio": round(rl["ratio"], 2),
