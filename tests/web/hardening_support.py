@@ -134,6 +134,7 @@ def serve(
         with DaemonLikeServer(counting) as server:
             yield Served(server.url, server.port, ctx, store, clock, counting, runs)
     finally:
+        ctx.close()  # the writer thread and the mail thread end with the server
         if own_store:
             store.close()
 
