@@ -69,6 +69,9 @@ def listen_socket(host: str, port: int) -> socket.socket:
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
+        # Listening from here on: "web: listening on" is true when it is logged, and a visitor
+        # who comes before the web thread is up waits in the backlog instead of being refused.
+        sock.listen(2048)
     except OSError as exc:
         raise ConfigError(
             f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another port with "
