@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from session_bot.adapters.mail import MaildirTransport, SendResult, SmtpTransport
-from session_bot.app.ports.mail import NoLeadingDots
+from session_bot.app.ports.mail import Awaiting, NoLeadingDots
 from session_bot.core.errors import MailError
 from tests.support.smtp_server import (
     CollectingHandler,
@@ -71,6 +71,20 @@ def test_a_message_without_leading_dots_goes_as_it_is_and_any_other_is_stuffed(
     assert [r.outcome for r in results] == ["sent", "sent"]
     got = [m.data.replace(b"\r\n", b"\n") for m in any_server.handler.messages]
     assert got == [plain.replace(b"\r\n", b"\n"), MESSAGE.replace(b"\r\n", b"\n")]
+
+
+def test_a_send_abandoned_before_its_answer_leaves_no_connection_to_reuse(
+    any_server: SmtpServer,
+) -> None:
+    t = SmtpTransport(any_server.host, any_server.port, tls="none")
+    steps = t.send_steps("a@sb.example.org", [("r1@example.org", MESSAGE)])
+    assert isinstance(next(steps), Awaiting)  # the message went out, its answer not read
+    steps.close()
+    # The next message gets its own answer on a new connection, not the one left unread.
+    result = t.send("a@sb.example.org", "r2@example.org", MESSAGE)
+    t.close()
+    assert result.outcome == "sent" and result.code == 250
+    assert any_server.handler.connections == 2
 
 
 def test_implicit_tls_with_login(cert: tuple[Path, Path], trusting: ssl.SSLContext) -> None:

@@ -245,7 +245,11 @@ class SmtpTransport:
         try:
             _send_data(conn, message, tail)
             sock = conn.sock
-            yield Awaiting(sock.fileno() if sock is not None else -1)
+            try:
+                yield Awaiting(sock.fileno() if sock is not None else -1)
+            except GeneratorExit:
+                self._drop()  # an answer on its way that nobody will read: never reuse this
+                raise
             code, reply = read_reply(conn)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
