@@ -118,7 +118,6 @@ class _Delivery:
         self.started = clock()
         self.report = DeliveryReport()
         self.stop = threading.Event()
-        self.lock = threading.Lock()
         self.cursor = 0  # highest row id claimed: fresh claims seek past it
         self.errors: list[BaseException] = []
         self.gave_up: list[MailError] = []  # one per connection that could not be used
@@ -153,8 +152,7 @@ class _Delivery:
                     return
                 if claim.rows:
                     sweep = False
-                    with self.lock:
-                        self.cursor = max(self.cursor, claim.rows[-1].id)
+                    self.cursor = max(self.cursor, claim.rows[-1].id)
                     error = yield from self._send_batch(transport, claim.rows, outcomes)
                     if error is None:
                         failures = 0
@@ -165,8 +163,7 @@ class _Delivery:
                     outcomes = []
                     if failures > len(p.reconnect_delays):
                         log.warning("connection %s gives up: %s", index, error)
-                        with self.lock:
-                            self.gave_up.append(error)
+                        self.gave_up.append(error)
                         return
                     delay = p.reconnect_delays[failures - 1]
                     log.warning("connection %s: %s; trying again in %.1f s", index, error, delay)
@@ -192,8 +189,7 @@ class _Delivery:
                 self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
-        with self.lock:
-            self.errors.append(exc)
+        self.errors.append(exc)
         self.stop.set()
 
     def _send_batch(
@@ -299,22 +295,21 @@ class _Delivery:
         )
 
     def _tally(self, what: str, failure: str = "", hard_bounce: bool = False) -> None:
-        with self.lock:
-            r = self.report
-            if what == "sent":
-                r.sent += 1
-            elif what == "skipped":
-                r.skipped += 1
-            elif what == "retry":
-                r.retries += 1
-            elif what == "ambiguous":
-                r.retries += 1
-                r.ambiguous += 1
-            else:
-                r.permanent += 1
-                r.bounced += int(hard_bounce)
-                r.failures.append(failure)
-            done = r.sent + r.skipped + r.permanent
+        r = self.report
+        if what == "sent":
+            r.sent += 1
+        elif what == "skipped":
+            r.skipped += 1
+        elif what == "retry":
+            r.retries += 1
+        elif what == "ambiguous":
+            r.retries += 1
+            r.ambiguous += 1
+        else:
+            r.permanent += 1
+            r.bounced += int(hard_bounce)
+            r.failures.append(failure)
+        done = r.sent + r.skipped + r.permanent
         if what in ("sent", "skipped", "failed"):
             self.show.advance(done, self.report)
 

@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 # The runner's log name: admins filter on it, and these lines were the runner's before the split.
 log = logging.getLogger("session_bot.runner")
 
-"""The addressee of one delivery row (name, language, unsubscribe links)."""
-
 
 @dataclass(frozen=True)
 class DeliveryOptions:

@@ -17,6 +17,7 @@ from session_bot.core.recipient import Recipient
 from session_bot.core.records import DeliveryRow, MailingRow
 
 RecipientFor = Callable[[DeliveryRow, MailingRow], Recipient]
+"""The addressee of one delivery row (name, language, unsubscribe links)."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ TlsMode = Literal["starttls", "ssl", "none"]
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _UNSAFE_PATH = re.compile(r"[\x00-\x20<>\x7f]")
+_PRIMED = (b"", b"", b"")  # MAIL, RCPT, DATA already sent: three answers to read
 
 
 def classify(code: int) -> Outcome:
@@ -229,7 +230,9 @@ class SmtpTransport:
             result = SendResult("permanent", None, f"address {recipient!r} cannot be used in SMTP")
             return result, next(pending, None), False, None
         pipelining = conn.has_extn("pipelining")
-        commands = _envelope(conn, sender, recipient, message)
+        # Primed: the envelope went out with the previous message's data; only its answers are
+        # read here, so it is not built a second time.
+        commands = _PRIMED if primed else _envelope(conn, sender, recipient, message)
         answers = _exchange_envelope(conn, commands, pipelining, primed)
         refused = self._refused(conn, sender, answers)
         if refused is not None:

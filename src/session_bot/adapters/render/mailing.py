@@ -69,13 +69,13 @@ class RenderedMailing:
         values are checked here, the fixed parts once)."""
         values = self._values(recipient, message_id, date)
         message = join(self._segments, values)
+        parts = list(values.values())
         dkim = self._config.dkim
         if dkim:
             signature = dkim_sign(message, dkim)
-            if dotted(signature):
-                return signature + message
+            parts.append(signature)
             message = signature + message
-        if self._fixed_dotted() or any(dotted(v) for v in values.values()):
+        if self._fixed_dotted() or any(dotted(v) for v in parts):
             return message
         return NoLeadingDots(message)
 
