@@ -56,6 +56,38 @@ def test_starttls_and_login_then_one_connection_for_many_messages(
     assert got[0].data.replace(b"\r\n", b"\n") == MESSAGE.replace(b"\r\n", b"\n")
 
 
+def test_the_ca_certificates_are_loaded_once_for_a_transport_and_its_clones_never_for_plain(
+    starttls_server: SmtpServer,
+    any_server: SmtpServer,
+    trusting: ssl.SSLContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[ssl.SSLContext] = []
+
+    def default_context(*args: object, **kwargs: object) -> ssl.SSLContext:
+        made.append(trusting)  # the test's CA stands in for the system's
+        return trusting
+
+    monkeypatch.setattr(ssl, "create_default_context", default_context)
+    plain = SmtpTransport(any_server.host, any_server.port, tls="none")
+    plain_twin = plain.clone()
+    for t in (plain, plain_twin):
+        assert t.send("a@sb.example.org", "p@example.org", MESSAGE).outcome == "sent"
+        t.close()
+    assert made == []
+    first = SmtpTransport(
+        starttls_server.host, starttls_server.port, tls="starttls", user=LOGIN[0],
+        password=LOGIN[1],
+    )  # fmt: skip
+    family = [first, first.clone(), first.clone()]
+    for i, t in enumerate(family):
+        assert t.send("a@sb.example.org", f"t{i}@example.org", MESSAGE).outcome == "sent"
+    for t in family:
+        t.close()
+    assert starttls_server.handler.connections == 3
+    assert len(made) == 1
+
+
 def test_a_message_without_leading_dots_goes_as_it_is_and_any_other_is_stuffed(
     any_server: SmtpServer,
 ) -> None:
