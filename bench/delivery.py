@@ -14,7 +14,9 @@ over 4 connections to the same sink:
   over the SMTP transport and records every answer; for a large mailing that is several worker
   processes (``SESSION_BOT_DELIVERY_WORKERS``, default the cores). ``session-bot-1p``: the same
   in one process. The first session-bot round starts its helpers cold (≈ 0.5 s of imports);
-  later rounds find the spares the previous mailing left, as a daemon's next mailing does.
+  before each later round (and before every other contender) the bench waits until the spares
+  the previous mailing started have their modules imported, as a daemon's next mailing finds
+  them: else their imports would run in the next contender's timed window.
 
 The sink is Postfix's ``smtp-sink`` from ``scripts/ensure-postfix.sh`` (``apt-get download
 postfix`` into .cache/postfix/); if that cannot be had, an aiosmtpd sink is used, smtp-source is
@@ -302,6 +304,26 @@ def run_session_bot(w: World, sequence: int, workers: int | None, expected: int)
     return elapsed
 
 
+def wait_for_spares(timeout: float = 20.0) -> None:
+    """Until every spare helper waits for an order: asleep, its CPU time no longer moving."""
+    from session_bot.adapters.workers import SPARES
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = {pid: _cpu_ticks(pid) for pid in SPARES.pids}
+        time.sleep(0.05)
+        if all(_cpu_ticks(pid) == ticks for pid, ticks in before.items()):
+            return
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return -1  # gone: nothing to wait for
+    return int(fields[11]) + int(fields[12])
+
+
 def run_smtplib(messages: list[tuple[str, bytes]], port: int, envelope_from: str) -> float:
     import smtplib
 
@@ -453,6 +475,7 @@ def rounds(
         order = names[r % len(names) :] + names[: r % len(names)]
         line = []
         for name in order:
+            wait_for_spares()
             rate = n / contenders[name]()
             rates[name].append(rate)
             line.append(f"{name} {rate:6.0f}/s")
