@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -22,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from session_bot.adapters.db.database import Database
+from session_bot.adapters.db.driver_sql import DriverStatement
 from session_bot.adapters.db.schema import UTC, UTCDateTime, alerts, kv, zoom_calls
 
 _RATE_PREFIX = "rl:"  # kv rows of the subscribe rate limits, keyed by a hash, never an address
@@ -142,10 +142,9 @@ class CounterRepository:
         one expired (or none was) and counts in the open one otherwise; concurrent first hits
         meet in the primary key and count in the same window."""
         with self._db.begin() as c:
-            count = c.execute(
-                self._hit,
-                {"b_key": _RATE_PREFIX + key, "b_now": now, "b_until": now + window},
-            ).scalar_one()
+            ((count,),) = self._hit.rows(
+                c, {"b_key": _RATE_PREFIX + key, "b_now": now, "b_until": now + window}
+            )
             self._clear_expired(c, now)
         return int(count) <= limit
 
@@ -160,18 +159,20 @@ class CounterRepository:
         c.execute(delete(kv).where(kv.c.expires_at <= now, kv.c.key.like(_RATE_PREFIX + "%")))
 
     @functools.cached_property
-    def _hit(self) -> Any:
-        """The upsert of ``hit_rate_limit``, built once for the database's dialect."""
+    def _hit(self) -> DriverStatement:
+        """The upsert of ``hit_rate_limit``, built once for the database's dialect; run as
+        driver SQL (each sign-up runs two)."""
         from sqlalchemy.dialects import postgresql, sqlite
 
         dialect_insert = postgresql.insert if self._db.dialect == "postgresql" else sqlite.insert
         now, until = bindparam("b_now", type_=UTCDateTime), bindparam("b_until", type_=UTCDateTime)
         stmt = dialect_insert(kv).values(key=bindparam("b_key"), value="1", expires_at=until)
         live = kv.c.expires_at > now
-        return stmt.on_conflict_do_update(
+        upsert = stmt.on_conflict_do_update(
             index_elements=[kv.c.key],
             set_={
                 "value": case((live, cast(cast(kv.c.value, Integer) + 1, Text)), else_="1"),
                 "expires_at": case((live, kv.c.expires_at), else_=until),
             },
         ).returning(kv.c.value)
+        return DriverStatement(upsert, self._db.engine.dialect)

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from session_bot.adapters.db.database import Database
+from session_bot.adapters.db.driver_sql import DriverStatement
 from session_bot.adapters.db.schema import deliveries, forgotten, mailings, subscribers
 from session_bot.core.errors import StoreError
 from session_bot.core.records import BouncedSubscriber, ImportedRow
@@ -21,7 +22,6 @@ from session_bot.core.records import BouncedSubscriber, ImportedRow
 _CHUNK = 500
 # email_key of an erased subscriber's tombstone; contains no "@", so no address ever matches it.
 FORGOTTEN_KEY = "forgotten:"
-# Built once: every subscribe request looks its address up.
 _BY_KEY = select(subscribers).where(subscribers.c.email_key == bindparam("b_key"))
 
 
@@ -51,6 +51,7 @@ class SubscriberRepository:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._inserts: dict[tuple[str, ...], DriverStatement] = {}
 
     def add(
         self,
@@ -84,23 +85,32 @@ class SubscriberRepository:
         each statement is another wait for the interpreter lock while the writers queue."""
         values = _new_row(email, name, language, status, now, consent)
         with self._db.begin() as c:
-            sid = c.execute(self._try_add, values).scalar()
-        return None if sid is None else int(sid)
+            row = self._try_add(tuple(values)).first(c, values)
+        return None if row is None else int(row[0])
 
-    @functools.cached_property
-    def _try_add(self) -> Any:
-        """``try_add``'s statement, built once: its values come as parameters."""
-        dialect_insert = pg_insert if self._db.dialect == "postgresql" else sqlite_insert
-        return (
-            dialect_insert(subscribers)
-            .on_conflict_do_nothing(index_elements=[subscribers.c.email_key])
-            .returning(subscribers.c.id)
-        )
+    def _try_add(self, columns: tuple[str, ...]) -> DriverStatement:
+        """``try_add``'s statement for these columns, built once: run as driver SQL."""
+        statement = self._inserts.get(columns)
+        if statement is None:
+            dialect_insert = pg_insert if self._db.dialect == "postgresql" else sqlite_insert
+            insert_new = (
+                dialect_insert(subscribers)
+                .on_conflict_do_nothing(index_elements=[subscribers.c.email_key])
+                .returning(subscribers.c.id)
+            )
+            statement = DriverStatement(insert_new, self._db.engine.dialect, columns)
+            statement = self._inserts.setdefault(columns, statement)
+        return statement
 
     def get(self, email: str) -> dict[str, Any] | None:
         with self._db.connect() as c:
-            r = c.execute(_BY_KEY, {"b_key": email.lower()}).first()
-        return dict(r._mapping) if r else None
+            r = self._by_key.first(c, {"b_key": email.lower()})
+        return dict(zip(self._by_key.keys, r, strict=True)) if r else None
+
+    @functools.cached_property
+    def _by_key(self) -> DriverStatement:
+        """Every subscribe request looks its address up: driver SQL."""
+        return DriverStatement(_BY_KEY, self._db.engine.dialect)
 
     def get_by_id(self, subscriber_id: int) -> dict[str, Any] | None:
         with self._db.connect() as c:
