@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy.exc
@@ -143,3 +144,20 @@ def test_driver_errors_arrive_as_sqlalchemys_and_then_as_store_errors(store: Sto
     assert store.kv.get("k") is None  # the transaction was rolled back
     # The store goes on working.
     assert store.counters.hit_rate_limit("c:a", NOW, HOUR, 3)
+
+
+def test_a_moment_given_in_another_zone_is_stored_as_the_same_moment(store: Store) -> None:
+    berlin = NOW.astimezone(ZoneInfo("Europe/Berlin"))
+    for address, now in (("utc@example.org", NOW), ("berlin@example.org", berlin)):
+        store.subscribers.try_add(
+            address, name=None, language="de", status="pending", now=now, requested_at=now
+        )
+    assert _stored(store, "utc@example.org") == _stored(store, "berlin@example.org")
+    with pytest.raises(StoreError):  # a naive time is refused, as UTCDateTime refuses it
+        store.subscribers.try_add(
+            "naive@example.org",
+            name=None,
+            language="de",
+            status="pending",
+            now=NOW.replace(tzinfo=None),
+        )

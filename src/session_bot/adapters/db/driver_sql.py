@@ -14,6 +14,7 @@ one, and a lost connection is invalidated, not returned to the pool.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,8 +22,10 @@ from sqlalchemy import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.types import TypeEngine
 
 from session_bot.adapters.db.database import Database
+from session_bot.adapters.db.schema import UTCDateTime
 
 _Convert = Callable[[Any], Any] | None
 
@@ -46,10 +49,7 @@ class DriverStatement:
             raise ValueError(f"not runnable as driver SQL: {compiled}")
         self.sql = str(compiled)
         self._dialect = dialect
-        convert = {
-            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-            for name, bind in compiled.binds.items()
-        }
+        convert = {name: _binder(bind.type, dialect) for name, bind in compiled.binds.items()}
         # The statement's own literals (``value="1"``), converted once; the rest come with
         # each execution.
         self._fixed = {
@@ -73,7 +73,10 @@ class DriverStatement:
     def rows(self, c: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The statement run with ``values`` in the transaction of ``c``; the rows it returns,
         converted as SQLAlchemy's result would."""
-        params = self._params({**self._fixed, **values})
+        try:
+            params = self._params({**self._fixed, **values})
+        except Exception as exc:  # a type refused a value (a naive time): as SQLAlchemy wraps it
+            raise self._foreign(c, None, exc, values) from exc
         cursor = Database.cursor(c)
         try:
             cursor.execute(self.sql, params)
@@ -103,7 +106,9 @@ class DriverStatement:
     def _foreign(self, c: Connection, cursor: Any, exc: Any, params: Any) -> StatementError:
         """As ``Connection.execute`` raises it: SQLAlchemy's class for the driver's error."""
         dialect = self._dialect
-        lost = dialect.is_disconnect(exc, c.connection.dbapi_connection, cursor)
+        lost = cursor is not None and dialect.is_disconnect(
+            exc, c.connection.dbapi_connection, cursor
+        )
         if lost:
             c.invalidate(exc)
         error: StatementError = DBAPIError.instance(
@@ -115,6 +120,18 @@ class DriverStatement:
             dialect=dialect,
         )
         return error
+
+
+def _binder(type_: TypeEngine[Any], dialect: Dialect) -> _Convert:
+    """The type's conversion of a value for the driver. A ``UTCDateTime``'s is remembered for
+    the last few values: a sign-up binds the same moment five times, and converting one (to
+    SQLite's text) costs more than the driver's execution of a statement. Only that type's:
+    equal moments in different zones are one key, and it stores them alike (a plain
+    ``DateTime`` stores each one's wall clock)."""
+    convert = type_.dialect_impl(dialect).bind_processor(dialect)
+    if convert is None or not isinstance(type_, UTCDateTime):
+        return convert
+    return functools.lru_cache(maxsize=8)(convert)
 
 
 def _converted(convert: _Convert, value: Any) -> Any:
