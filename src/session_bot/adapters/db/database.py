@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from session_bot.adapters.db.write_lock import LOCK_SUFFIX, WriteLock
 from session_bot.core.errors import StoreError
 
 log = logging.getLogger("session_bot.store")  # the component name admins filter by
@@ -31,8 +32,9 @@ _URL_HELP = (
 )
 # The database holds the Zoom access token and every subscriber: for its owner's eyes only.
 _PRIVATE = 0o600
-# SQLite's companions of the database file, created with its mode.
-_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+# SQLite's companions of the database file (created with its mode), and the writers' lock.
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal", LOCK_SUFFIX)
+BUSY_SECONDS = 10.0  # how long a writer waits for another process's write to end
 
 
 def parse_database_url(raw: str) -> URL:
@@ -142,7 +144,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
     cur.close()
 
 
@@ -186,10 +188,9 @@ class Database:
         self.dialect: str = self.engine.dialect.name
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        # SQLite writers of this process queue on a mutex and wake at once, instead of in
-        # SQLite's busy handler, which sleeps milliseconds. Other processes still meet the
-        # database lock (busy_timeout).
-        self._write_mutex = threading.Lock()
+        # SQLite writers queue here and wake at once, instead of in SQLite's busy handler,
+        # which sleeps milliseconds (``write_lock``).
+        self._write_lock = WriteLock(file, BUSY_SECONDS)
         # The connection of this thread's open ``unit()``, if any.
         self._unit = threading.local()
 
@@ -237,7 +238,7 @@ class Database:
         if self._unit_connection() is not None:
             yield
             return
-        with self._write_mutex if self.dialect == "sqlite" else contextlib.nullcontext():
+        with self._write_lock if self.dialect == "sqlite" else contextlib.nullcontext():
             try:
                 with self.engine.begin() as c:
                     if self.dialect == "sqlite":
@@ -256,7 +257,7 @@ class Database:
         nor inside a ``unit()``, which holds the mutex already."""
         if self.dialect != "sqlite" or self._unit_connection() is not None:
             return contextlib.nullcontext()
-        return self._write_mutex
+        return self._write_lock
 
     @staticmethod
     def cursor(c: Connection) -> Any:
@@ -267,3 +268,4 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+        self._write_lock.close()
