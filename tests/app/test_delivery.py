@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 import pytest
 
@@ -59,6 +60,45 @@ def test_every_recipient_once_over_parallel_reused_connections(store: Store) -> 
     assert {r["status"] for r in log.values()} == {"sent"}
     assert all(r["last_code"] == 250 and r["sent_at"] is not None for r in log.values())
     assert store.mailings.get(mailing).finished_at is not None
+
+
+class CountingLedger:
+    """The store's ledger, noting each claim and how many rows were `sending` right after it."""
+
+    def __init__(self, store: Store) -> None:
+        self._ledger = store.deliveries
+        self._store = store
+        self.claims: list[tuple[int, int]] = []  # rows claimed, rows `sending` after the claim
+
+    def claim(self, mailing_id: int, **kw: Any) -> Any:
+        got = self._ledger.claim(mailing_id, **kw)
+        if got.rows:
+            sending = sum(
+                1 for r in rows(self._store, mailing_id).values() if r["status"] == "sending"
+            )
+            self.claims.append((len(got.rows), sending))
+        return got
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger, name)
+
+
+def test_one_claim_feeds_every_connection_and_never_more_than_the_bound_is_sending(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_subscribers(store, 200)
+    mailing = frozen_mailing(store)
+    ledger = CountingLedger(store)
+    monkeypatch.setattr(store, "deliveries", ledger)
+    with SmtpServer() as srv:
+        report = deliver(store, srv, mailing, connections=4, batch=5)
+        copies = srv.handler.copies()
+    assert report.sent == 200 and copies == {address(i): 1 for i in range(200)}
+    # 4 connections × 5: a claim tops the process up to 20 rows held, never beyond.
+    assert max(sending for _, sending in ledger.claims) <= 20
+    assert ledger.claims[0][0] == 20
+    # One claim for all four connections, not one each (40 claims of 5 would be one each).
+    assert len(ledger.claims) < 200 / 5 / 2
 
 
 @pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelining"])

@@ -1,9 +1,12 @@
 """Pushes a frozen mailing's delivery rows through parallel connections, recording every outcome.
 
-Each connection loops: in one transaction it records the results of its last batch and claims
-the next few rows (``sending``), then personalises and sends them. One thread drives all the
-connections (``app.connection_loop``): while a server reads one connection's message, the next
-is personalised and written on another.
+In one transaction the process records the outcomes of the rows sent since its last claim and
+claims the next rows (``sending``) for all its connections at once: ``connections × batch``
+less the rows its connections still hold. Each connection takes rows from that shared queue,
+personalises and sends them; the one that finds it empty claims again. One claim for all
+connections instead of one each: a quarter of the transactions at 4 connections, for the same
+crash bound. One thread drives all the connections (``app.connection_loop``): while a server
+reads one connection's message, the next is personalised and written on another.
 Rows are streamed from the store in small claims, never held as a list, so memory stays flat at
 any list size.
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import cast
 
@@ -119,6 +123,11 @@ class _Delivery:
         self.report = DeliveryReport()
         self.stop = threading.Event()
         self.cursor = 0  # highest row id claimed: fresh claims seek past it
+        # Claimed for all connections at once: rows no connection has taken yet, rows taken and
+        # not yet answered (``held``), and the outcomes the next claim records.
+        self.queue: deque[DeliveryRow] = deque()
+        self.held = 0
+        self.outcomes: list[DeliveryOutcome] = []
         self.errors: list[BaseException] = []
         self.gave_up: list[MailError] = []  # one per connection that could not be used
         self.connections = 1
@@ -126,41 +135,20 @@ class _Delivery:
 
     # --- one connection --------------------------------------------------------------------
     def work(self, transport: Transport, index: int) -> Work:
-        outcomes: list[DeliveryOutcome] = []
         p = self.policy
         failures = 0
         sweep = True  # look from the first row: due retries and released rows lie behind the cursor
         try:
             while True:
                 stopping = self.stop.is_set()
-                after = 0 if sweep else self.cursor
-                claim = self.store.deliveries.claim(
-                    self.mailing_id,
-                    clock=self.clock,
-                    worker=self.worker,
-                    limit=0 if stopping else p.batch,
-                    after=after,
-                    resume_before=self.started,
-                    stale_after=p.stale_after,
-                    outcomes=outcomes,
-                    bounce_limit=p.bounce_limit,
-                    rate=self.windows,
-                    inflight_bound=p.inflight_bound,
-                )
-                outcomes = []
-                if stopping:
-                    return
-                if claim.rows:
-                    sweep = False
-                    self.cursor = max(self.cursor, claim.rows[-1].id)
-                    error = yield from self._send_batch(transport, claim.rows, outcomes)
+                if self.queue and not stopping:
+                    error = yield from self._send_batch(transport)
                     if error is None:
                         failures = 0
                         continue
                     failures += 1
                     # Record the released rows now, so other connections can take them.
-                    self.store.deliveries.record_outcomes(outcomes, p.bounce_limit)
-                    outcomes = []
+                    self._record()
                     if failures > len(p.reconnect_delays):
                         log.warning("connection %s gives up: %s", index, error)
                         self.gave_up.append(error)
@@ -169,6 +157,32 @@ class _Delivery:
                     log.warning("connection %s: %s; trying again in %.1f s", index, error, delay)
                     yield Sleep(delay)
                     sweep = True
+                    continue
+                after = 0 if sweep else self.cursor
+                if stopping:
+                    self._release_queue()
+                # The claim for every connection of the process: the rows they hold count, so
+                # that no more than ``connections × batch`` are ever in `sending` at once.
+                claim = self.store.deliveries.claim(
+                    self.mailing_id,
+                    clock=self.clock,
+                    worker=self.worker,
+                    limit=0 if stopping else max(p.batch * self.connections - self.held, 0),
+                    after=after,
+                    resume_before=self.started,
+                    stale_after=p.stale_after,
+                    outcomes=self.outcomes,
+                    bounce_limit=p.bounce_limit,
+                    rate=self.windows,
+                    inflight_bound=p.inflight_bound,
+                )
+                self.outcomes = []
+                if stopping:
+                    return
+                if claim.rows:
+                    sweep = False
+                    self.cursor = max(self.cursor, claim.rows[-1].id)
+                    self.queue.extend(claim.rows)
                     continue
                 if claim.wait_until is None:
                     return  # nothing left to send
@@ -180,60 +194,80 @@ class _Delivery:
                 sweep = True
         except BaseException as exc:
             # Hand any failure (a template error in personalise, the database) to the caller's
-            # thread; the rows of this batch are released below, never left claimed.
+            # thread; the rows it held are released below, never left claimed.
             self._fail(exc)
         finally:
             try:
-                self.store.deliveries.record_outcomes(outcomes, p.bounce_limit)
+                if self.stop.is_set():
+                    self._release_queue()
+                self._record()
             except BaseException as exc:
                 self._fail(exc)
+
+    def _record(self) -> None:
+        outcomes, self.outcomes = self.outcomes, []
+        self.store.deliveries.record_outcomes(outcomes, self.policy.bounce_limit)
+
+    def _release_queue(self) -> None:
+        """Claimed rows no connection has taken: as if never claimed (stop, a failure)."""
+        now = self.clock()
+        self.outcomes.extend(
+            DeliveryOutcome(r.id, r.subscriber_id, "released", now) for r in self.queue
+        )
+        self.queue.clear()
 
     def _fail(self, exc: BaseException) -> None:
         self.errors.append(exc)
         self.stop.set()
 
-    def _send_batch(
-        self, transport: Transport, rows: list[DeliveryRow], out: list[DeliveryOutcome]
-    ) -> Generator[Awaiting, None, MailError | None]:
-        """Send the claimed rows in order; rows not attempted are released, whatever happens."""
+    def _send_batch(self, transport: Transport) -> Generator[Awaiting, None, MailError | None]:
+        """Send rows from the shared queue until it is empty (or stop, or this connection
+        fails); every row taken is recorded, or released if it was not attempted."""
+        taken: list[DeliveryRow] = []
+        given: deque[DeliveryRow] = deque()  # handed to the transport, answer not yet read
         recorded: set[int] = set()
         guard = self.policy.inflight_bound / 2
-        to_send: list[DeliveryRow] = []
         error: MailError | None = None
 
+        def done(outcome: DeliveryOutcome) -> None:
+            self.outcomes.append(outcome)
+            recorded.add(outcome.delivery_id)
+            self.held -= 1
+
         def messages() -> Iterator[tuple[str, bytes]]:
-            # Personalised one at a time, as the transport asks (at most one ahead).
-            for row in to_send:
-                if self.stop.is_set():
-                    return
+            # Taken and personalised one at a time, as the transport asks (at most one ahead).
+            queue = self.queue
+            while queue and not self.stop.is_set():
+                row = queue[0]
                 if self.windows and row.claimed_at and self.clock() - row.claimed_at > guard:
-                    return  # too late to start: the limiter counts this claim only so long
-                yield row.email, self.personalise(row)
+                    self._release_queue()  # too late to start: the limiter counts a claim so long
+                    return
+                queue.popleft()
+                taken.append(row)
+                self.held += 1
+                if row.subscriber_status != "confirmed":
+                    # Unsubscribed (or bounced) after the mailing was frozen: nothing more.
+                    reason = f"subscriber is {row.subscriber_status}"
+                    done(
+                        DeliveryOutcome(
+                            row.id, row.subscriber_id, "skipped", self.clock(), response=reason
+                        )
+                    )
+                    self._tally("skipped")
+                    continue
+                message = self.personalise(row)
+                given.append(row)
+                yield row.email, message
 
         try:
-            for row in rows:
-                if row.subscriber_status == "confirmed":
-                    to_send.append(row)
-                    continue
-                # Unsubscribed (or bounced) after the mailing was frozen: nothing more.
-                reason = f"subscriber is {row.subscriber_status}"
-                out.append(
-                    DeliveryOutcome(
-                        row.id, row.subscriber_id, "skipped", self.clock(), response=reason
-                    )
-                )
-                recorded.add(row.id)
-                self._tally("skipped")
             results = _steps(transport, self.sender, messages())
             try:
-                sent = iter(to_send)
                 for step in results:
                     if isinstance(step, Awaiting):
                         yield step
                         continue
-                    row = next(sent)
-                    out.append(self._outcome(row, step))
-                    recorded.add(row.id)
+                    row = given.popleft()
+                    done(self._outcome(row, step))
             except MailError as exc:
                 error = exc
             finally:
@@ -242,11 +276,9 @@ class _Delivery:
                     close()
         finally:
             now = self.clock()
-            out.extend(
-                DeliveryOutcome(r.id, r.subscriber_id, "released", now)
-                for r in rows
-                if r.id not in recorded
-            )
+            for r in taken:
+                if r.id not in recorded:
+                    done(DeliveryOutcome(r.id, r.subscriber_id, "released", now))
         return error
 
     def _outcome(self, row: DeliveryRow, result: SendResult) -> DeliveryOutcome:
