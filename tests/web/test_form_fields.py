@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI, Form, Request
 
 from session_bot.web.body_limit import BodyLimit
-from session_bot.web.form_fields import openapi_body, read_form
+from session_bot.web.form_fields import VALIDATION_ERROR, openapi_body, openapi_query, read_form
 from tests.support.web_subscribe import LiveServer
 
 FIELDS = ("email", "name", "language", "page_lang")
@@ -27,14 +27,20 @@ def _apps() -> tuple[FastAPI, FastAPI]:
         language: Annotated[str, Form()] = "",
         page_lang: Annotated[str, Form()] = "",
         lang: str | None = None,
-    ) -> dict[str, str]:
-        return {"email": email, "name": name, "language": language, "page_lang": page_lang}
+    ) -> dict[str, str | None]:
+        fields = {"email": email, "name": name, "language": language, "page_lang": page_lang}
+        return {**fields, "lang": lang}
 
     ours = FastAPI()
 
-    @ours.post("/form", openapi_extra={"requestBody": openapi_body(FIELDS)})
-    async def by_read_form(request: Request, lang: str | None = None) -> dict[str, str]:
-        return await read_form(request, FIELDS)
+    @ours.post(
+        "/form",
+        responses=VALIDATION_ERROR,
+        openapi_extra={"requestBody": openapi_body(FIELDS), "parameters": openapi_query(("lang",))},
+    )
+    async def by_read_form(request: Request) -> dict[str, str | None]:
+        lang = request.query_params.get("lang")
+        return {**await read_form(request, FIELDS), "lang": lang}
 
     for app in (theirs, ours):
         app.add_middleware(BodyLimit, max_bytes=4096)
@@ -84,6 +90,18 @@ def test_read_form_answers_as_fastapi_does(
     assert ours.text == theirs.text, what
 
 
+QUERIES = ["", "?lang=en", "?lang=", "?lang=de&lang=en", "?lang=%C3%BC+x", "?LANG=en&x=1"]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_the_query_parameter_is_read_as_fastapi_reads_it(
+    servers: tuple[str, str], query: str
+) -> None:
+    form = {"data": {"email": "a@example.org"}}
+    theirs, ours = (httpx.post(f"{url}/form{query}", timeout=10, **form) for url in servers)
+    assert (ours.status_code, ours.text) == (theirs.status_code, theirs.text)
+
+
 def test_the_fields_are_documented_as_fastapi_documents_form_parameters() -> None:
     their_app, our_app = _apps()
     theirs, ours = (app.openapi()["paths"]["/form"]["post"] for app in (their_app, our_app))
@@ -93,4 +111,5 @@ def test_the_fields_are_documented_as_fastapi_documents_form_parameters() -> Non
     documented = ours["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
     assert documented == their_schema
     assert ours["parameters"] == theirs["parameters"]
+    assert ours["responses"]["422"] == theirs["responses"]["422"]
     assert ours["responses"].keys() == theirs["responses"].keys()

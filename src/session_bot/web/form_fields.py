@@ -7,6 +7,11 @@ multipart; a missing or empty field, or an empty file input, is ``""``; of a rep
 the last counts; a file where text belongs is a 422 with FastAPI's error; a body that cannot be
 parsed is FastAPI's 400; uploaded files are closed. ``openapi_body`` documents the fields as
 FastAPI would (inline instead of a named schema).
+
+Such a route may read its optional text query parameters itself as well
+(``request.query_params.get``: of a repeated one the last counts, as FastAPI's
+``name: str | None = None`` gives it); ``openapi_query`` documents them, and
+``VALIDATION_ERROR`` the 422 FastAPI documents for a route with parameters it reads.
 """
 
 from __future__ import annotations
@@ -63,3 +68,29 @@ def openapi_body(fields: tuple[str, ...]) -> dict[str, Any]:
     }
     schema = {"properties": properties, "type": "object"}
     return {"content": {"application/x-www-form-urlencoded": {"schema": schema}}}
+
+
+def openapi_query(names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The ``parameters`` FastAPI documents for these ``name: str | None = None`` parameters."""
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "schema": {
+                "anyOf": [{"type": "string"}, {"type": "null"}],
+                "title": name.replace("_", " ").title(),
+            },
+        }
+        for name in names
+    ]
+
+
+VALIDATION_ERROR: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": "Validation Error",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+        },
+    }
+}
