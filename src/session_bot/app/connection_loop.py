@@ -24,15 +24,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Generator, Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from session_bot.app.ports.mail import Awaiting
 
 STALL = 1.0  # seconds with no answer on any socket before the oldest waiter reads anyway
 
 
-@dataclass(frozen=True)
-class Sleep:
+class Sleep(NamedTuple):
     seconds: float
 
 
@@ -43,7 +42,7 @@ Work = Generator[Step, None, None]
 def drive(works: Iterable[Work], stop: threading.Event) -> None:
     """Run every generator to its end in this thread (each handles its own errors)."""
     ready: deque[Work] = deque(works)
-    waiting: dict[Work, tuple[int, float]] = {}  # fileno, since when
+    waiting = _Waiting()
     sleeping: dict[Work, float] = {}  # until (monotonic)
     while ready or waiting or sleeping:
         while ready:
@@ -52,44 +51,79 @@ def drive(works: Iterable[Work], stop: threading.Event) -> None:
             if step is None:
                 continue  # finished
             if isinstance(step, Awaiting):
-                waiting[work] = (step.fileno, time.monotonic())
+                waiting.add(work, step.fileno)
             else:
                 sleeping[work] = time.monotonic() + max(step.seconds, 0.0)
         if not (waiting or sleeping):
             return
-        now = time.monotonic()
-        wake = [w for w, until in sleeping.items() if until <= now or stop.is_set()]
-        for w in wake:
-            del sleeping[w]
-        ready.extend(wake)
-        if ready:
-            continue
-        nap = min((until - now for until in sleeping.values()), default=STALL)
+        if sleeping:
+            now = time.monotonic()
+            wake = [w for w, until in sleeping.items() if until <= now or stop.is_set()]
+            for w in wake:
+                del sleeping[w]
+            ready.extend(wake)
+            if ready:
+                continue
+            nap = min(until - now for until in sleeping.values())
+        else:
+            nap = STALL
         if not waiting:
             stop.wait(min(nap, STALL))
             continue
-        ready.extend(_answered(waiting, min(nap, STALL)))
+        ready.extend(waiting.answered(min(nap, STALL)))
 
 
-def _answered(waiting: dict[Work, tuple[int, float]], timeout: float) -> list[Work]:
-    """The waiters whose socket became readable within ``timeout`` (removed from ``waiting``);
-    else the oldest one if it has waited ``STALL`` seconds (its read may be buffered already,
-    or it waits out the transport's timeout)."""
-    by_fd: dict[int, list[Work]] = {}
-    blind: list[Work] = []
-    for work, (fd, _) in waiting.items():
-        (by_fd.setdefault(fd, []) if fd >= 0 else blind).append(work)
-    if blind:
-        chosen = blind
-    else:
-        poll = select.poll()  # not select(): a daemon's sockets may lie above FD_SETSIZE
-        for fd in by_fd:
-            poll.register(fd, select.POLLIN)
-        events = poll.poll(max(timeout, 0.0) * 1000)
-        chosen = [w for fd, _ in events for w in by_fd[fd]]
-        if not chosen:
-            oldest = min(waiting, key=lambda w: waiting[w][1])
-            chosen = [oldest] if time.monotonic() - waiting[oldest][1] >= STALL else []
-    for work in chosen:
-        del waiting[work]
-    return chosen
+class _Waiting:
+    """The connections waiting for an answer, by socket, with one ``poll`` object kept across
+    looks (registered as they start waiting): made afresh at each look it cost a sixth of the
+    loop's own time."""
+
+    def __init__(self) -> None:
+        self._poll = select.poll()  # not select(): a daemon's sockets may lie above FD_SETSIZE
+        self._by_fd: dict[int, list[Work]] = {}
+        self._since: dict[Work, tuple[int, float]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._since)
+
+    def add(self, work: Work, fd: int) -> None:
+        self._since[work] = (fd, time.monotonic())
+        works = self._by_fd.get(fd)
+        if works is not None:
+            works.append(work)
+            return
+        self._by_fd[fd] = [work]
+        if fd >= 0:
+            self._poll.register(fd, select.POLLIN)
+
+    def answered(self, timeout: float) -> list[Work]:
+        """The waiters whose socket became readable within ``timeout``; else the oldest one if
+        it has waited ``STALL`` seconds (its read may be buffered already, or it waits out the
+        transport's timeout). Waiters without a socket (-1) go on at once."""
+        if -1 in self._by_fd:
+            fds = [-1]
+        else:
+            fds = [fd for fd, _ in self._poll.poll(max(timeout, 0.0) * 1000)]
+        if fds:
+            return [w for fd in fds for w in self._take_fd(fd)]
+        oldest = min(self._since, key=lambda w: self._since[w][1])
+        fd, since = self._since[oldest]
+        if time.monotonic() - since < STALL:
+            return []
+        works = self._by_fd[fd]
+        works.remove(oldest)
+        del self._since[oldest]
+        if not works:
+            self._drop_fd(fd)
+        return [oldest]
+
+    def _take_fd(self, fd: int) -> list[Work]:
+        works = self._by_fd.get(fd, [])
+        for w in works:
+            del self._since[w]
+        self._drop_fd(fd)
+        return works
+
+    def _drop_fd(self, fd: int) -> None:
+        if self._by_fd.pop(fd, None) is not None and fd >= 0:
+            self._poll.unregister(fd)

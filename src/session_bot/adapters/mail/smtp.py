@@ -68,6 +68,8 @@ class SmtpTransport:
         self._conn: smtplib.SMTP | None = None
         self.description = f"SMTP {host}:{port} ({tls})"
         self.connects = 0  # connections opened so far (reconnects show up here)
+        # The envelope sender found usable on this connection: checked once, not per message.
+        self._sender_checked: tuple[str, smtplib.SMTP] | None = None
 
     def clone(self) -> SmtpTransport:
         twin = SmtpTransport(
@@ -221,11 +223,12 @@ class SmtpTransport:
         with the message sent and its answer not yet read.
         """
         recipient, message = item
-        if not _usable_path(sender, conn):
+        if self._sender_checked != (sender, conn) and not _usable_path(sender, conn):
             raise MailError(
                 f"the envelope sender {sender!r} cannot be used with the SMTP server {self.host}; "
                 "set SESSION_BOT_BOUNCE_ADDRESS or SESSION_BOT_MAIL_FROM to a plain address"
             )
+        self._sender_checked = (sender, conn)
         if not _usable_path(recipient, conn):
             result = SendResult("permanent", None, f"address {recipient!r} cannot be used in SMTP")
             return result, next(pending, None), False, None
@@ -270,10 +273,13 @@ class SmtpTransport:
         return result, following, bool(tail), failure
 
     def _refused(
-        self, conn: smtplib.SMTP, sender: str, answers: list[tuple[int, str]]
+        self, conn: smtplib.SMTP, sender: str, answers: list[tuple[int, bytes]]
     ) -> SendResult | None:
         """The envelope's outcome if it was not accepted (after ending the transaction)."""
-        (mail_code, mail_text), *rest = answers
+        codes = [code for code, _ in answers]
+        if len(codes) == 3 and codes[0] // 100 == 2 and codes[1] // 100 == 2 and codes[2] == 354:
+            return None  # the common case, decoding nothing
+        (mail_code, mail_text), *rest = [(code, _text(reply)) for code, reply in answers]
         if mail_code // 100 != 2:
             self._abort(conn, answers)
             if mail_code >= 500:
@@ -293,7 +299,7 @@ class SmtpTransport:
             return SendResult(classify(data_code), data_code, data_text)
         return None
 
-    def _abort(self, conn: smtplib.SMTP, answers: list[tuple[int, str]]) -> None:
+    def _abort(self, conn: smtplib.SMTP, answers: list[tuple[int, bytes]]) -> None:
         """End a refused transaction; a server that accepted DATA anyway gets an empty message."""
         try:
             if len(answers) == 3 and answers[2][0] == 354:
@@ -343,7 +349,7 @@ def _envelope(
 
 def _exchange_envelope(
     conn: smtplib.SMTP, commands: tuple[bytes, bytes, bytes], pipelining: bool, primed: bool
-) -> list[tuple[int, str]]:
+) -> list[tuple[int, bytes]]:
     """Send MAIL, RCPT and DATA and read their answers; ``_NotTaken`` if the connection is lost
     or closing. Pipelined, all three go out in one write (unless ``primed``: already sent with
     the previous message's data) and every answer is read; otherwise one at a time, stopping at
@@ -351,12 +357,12 @@ def _exchange_envelope(
     try:
         if pipelining and not primed:
             conn.send(b"".join(commands))
-        answers: list[tuple[int, str]] = []
+        answers: list[tuple[int, bytes]] = []  # decoded only if refused: 3 a message
         for stage, command in enumerate(commands):
             if not pipelining:
                 conn.send(command)
             code, reply = read_reply(conn)
-            answers.append((code, _text(reply)))
+            answers.append((code, reply))
             if code == 421:
                 raise _NotTaken(code, _text(reply))
             expected = 354 if stage == 2 else 250
