@@ -101,3 +101,14 @@ def test_a_helper_keeps_what_its_imports_built_out_of_the_collectors_sight() -> 
     helpers = ProcessHelpers(report_frozen, "setup", processes=2, threshold=1)
     (report,) = helpers.start(7, 1, worker="run", connections=1, personalise=Stamp("7")).wait()
     assert report.sent > 10_000  # the imported modules' objects, frozen before the order came
+
+
+def report_niceness(setup: object, job: HelperJob, stop: threading.Event) -> DeliveryReport:
+    return DeliveryReport(sent=os.getpriority(os.PRIO_PROCESS, 0))
+
+
+def test_a_helper_runs_at_a_lower_priority_than_its_caller() -> None:
+    helpers = ProcessHelpers(report_niceness, "setup", processes=2, threshold=1)
+    (report,) = helpers.start(7, 1, worker="run", connections=1, personalise=Stamp("7")).wait()
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert report.sent == min(mine + workers.HELPER_NICENESS, 19)
