@@ -5,7 +5,6 @@ driver's errors reach the caller as SQLAlchemy's would."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,14 +26,6 @@ CONSENT: dict[str, Any] = {
     "request_url": "https://example.org/subscribe",
     "consent_version": "de-1",
 }
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    s.create_schema()
-    yield s
-    s.close()
 
 
 def _stored(store: Store, email_key: str) -> dict[str, Any]:

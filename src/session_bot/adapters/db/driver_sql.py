@@ -66,9 +66,10 @@ class DriverStatement:
         )
         returned = list(getattr(statement, "exported_columns", ()))
         self.keys: tuple[str, ...] = tuple(col.key for col in returned)
-        self._result: list[_Convert] = [
+        result = [
             col.type.dialect_impl(dialect).result_processor(dialect, None) for col in returned
         ]
+        self._result: list[_Convert] | None = result if any(result) else None
 
     def rows(self, c: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The statement run with ``values`` in the transaction of ``c``; the rows it returns,
@@ -85,9 +86,9 @@ class DriverStatement:
             raise self._foreign(c, cursor, exc, params) from exc
         finally:
             cursor.close()
-        if not any(self._result):
-            return [tuple(r) for r in raw]
         convert = self._result
+        if convert is None:
+            return [tuple(r) for r in raw]
         return [
             tuple(v if f is None else f(v) for f, v in zip(convert, r, strict=True)) for r in raw
         ]
