@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import threading
 from typing import Any
 
 import pytest
 
 from session_bot.adapters.db.store import Store
 from session_bot.adapters.mail import SmtpTransport
+from session_bot.app import delivery
 from session_bot.app.delivery import deliver_mailing
 from session_bot.core.errors import MailError
 from session_bot.core.records import DeliveryRow
@@ -99,6 +102,29 @@ def test_one_claim_feeds_every_connection_and_never_more_than_the_bound_is_sendi
     assert ledger.claims[0][0] == 20
     # One claim for all four connections, not one each (40 claims of 5 would be one each).
     assert len(ledger.claims) < 200 / 5 / 2
+
+
+def test_messages_are_sent_from_a_low_priority_thread_and_the_caller_keeps_its_own(
+    store: Store,
+) -> None:
+    add_subscribers(store, 3)
+    mailing = frozen_mailing(store)
+    seen: list[int] = []
+
+    def noting(row: DeliveryRow) -> bytes:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return personalise(row)
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    with SmtpServer() as srv:
+        transport = SmtpTransport(srv.host, srv.port, tls="none", timeout=5)
+        report = deliver_mailing(
+            store, transport, mailing, noting, sender=SENDER, clock=utc_now, policy=fast_policy()
+        )
+        transport.close()
+    assert report.sent == 3
+    assert seen == [max(mine, delivery.BACKGROUND)] * 3
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
 
 
 @pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelining"])

@@ -17,8 +17,10 @@ other row is either recorded with the server's answer or still ``pending``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -39,7 +41,8 @@ from session_bot.core.clock import Clock
 from session_bot.core.errors import MailError
 from session_bot.core.records import DeliveryOutcome, DeliveryRow, OutcomeStatus
 
-log = logging.getLogger("session_bot.delivery")  # the component name admins filter by
+log = logging.getLogger("session_bot.delivery")
+BACKGROUND = 10  # niceness of the thread that sends (see ``_drive_in_background``)  # the component name admins filter by
 
 Personalise = Callable[[DeliveryRow], bytes]
 
@@ -82,7 +85,7 @@ def deliver_mailing(
         works = [run.work(t, i) for i, t in enumerate(transports)]
         # Not the caller's thread: Ctrl-C lands there, and each connection finishes its message.
         thread = threading.Thread(
-            target=drive, args=(works, run.stop), name=f"deliver-{mailing_id}"
+            target=_drive_in_background, args=(works, run.stop), name=f"deliver-{mailing_id}"
         )
         thread.start()
         try:
@@ -359,6 +362,16 @@ class _Delivery:
             )
         log.info("mailing %s: %s", self.mailing_id, r.summary())
         return r
+
+
+def _drive_in_background(works: list[Work], stop: threading.Event) -> None:
+    """``drive`` at the helpers' low priority: on Linux a thread has its own niceness, so the
+    daemon's web pages (its other threads) and a mail server on the same host go first when the
+    cores are short. The thread ends with the mailing, and its niceness with it."""
+    with contextlib.suppress(OSError, AttributeError):
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, max(os.getpriority(os.PRIO_PROCESS, me), BACKGROUND))
+    drive(works, stop)
 
 
 def _steps(
