@@ -12,7 +12,7 @@ import pytest
 
 from session_bot.adapters.db.store import Store
 from session_bot.adapters.mail import SmtpTransport
-from session_bot.app import delivery
+from session_bot.app import connection_loop
 from session_bot.app.delivery import deliver_mailing
 from session_bot.core.errors import MailError
 from session_bot.core.records import DeliveryRow
@@ -123,7 +123,7 @@ def test_messages_are_sent_from_a_low_priority_thread_and_the_caller_keeps_its_o
         )
         transport.close()
     assert report.sent == 3
-    assert seen == [max(mine, delivery.BACKGROUND)] * 3
+    assert seen == [max(mine, connection_loop.BACKGROUND)] * 3
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
 
 

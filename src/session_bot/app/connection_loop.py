@@ -19,6 +19,8 @@ A connection's generator yields:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import select
 import threading
 import time
@@ -28,6 +30,7 @@ from typing import NamedTuple
 
 from session_bot.app.ports.mail import Awaiting
 
+BACKGROUND = 10  # niceness of the thread that drives a mailing (``drive_in_background``)
 STALL = 1.0  # seconds with no answer on any socket before the oldest waiter reads anyway
 
 
@@ -71,6 +74,16 @@ def drive(works: Iterable[Work], stop: threading.Event) -> None:
             stop.wait(min(nap, STALL))
             continue
         ready.extend(waiting.answered(min(nap, STALL)))
+
+
+def drive_in_background(works: list[Work], stop: threading.Event) -> None:
+    """``drive`` at the helpers' low priority: on Linux a thread has its own niceness, so the
+    daemon's web pages (its other threads) and a mail server on the same host go first when the
+    cores are short. The thread ends with the mailing, and its niceness with it."""
+    with contextlib.suppress(OSError, AttributeError):
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, max(os.getpriority(os.PRIO_PROCESS, me), BACKGROUND))
+    drive(works, stop)
 
 
 class _Waiting:

@@ -17,16 +17,14 @@ other row is either recorded with the server's answer or still ``pending``.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import cast
 
-from session_bot.app.connection_loop import Sleep, Work, drive
+from session_bot.app.connection_loop import Sleep, Work, drive_in_background
 from session_bot.app.delivery_policy import (
     MAX_ATTEMPTS,
     DeliveryPolicy,
@@ -85,7 +83,7 @@ def deliver_mailing(
         works = [run.work(t, i) for i, t in enumerate(transports)]
         # Not the caller's thread: Ctrl-C lands there, and each connection finishes its message.
         thread = threading.Thread(
-            target=_drive_in_background, args=(works, run.stop), name=f"deliver-{mailing_id}"
+            target=drive_in_background, args=(works, run.stop), name=f"deliver-{mailing_id}"
         )
         thread.start()
         try:
@@ -362,16 +360,6 @@ class _Delivery:
             )
         log.info("mailing %s: %s", self.mailing_id, r.summary())
         return r
-
-
-def _drive_in_background(works: list[Work], stop: threading.Event) -> None:
-    """``drive`` at the helpers' low priority: on Linux a thread has its own niceness, so the
-    daemon's web pages (its other threads) and a mail server on the same host go first when the
-    cores are short. The thread ends with the mailing, and its niceness with it."""
-    with contextlib.suppress(OSError, AttributeError):
-        me = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, me, max(os.getpriority(os.PRIO_PROCESS, me), BACKGROUND))
-    drive(works, stop)
 
 
 def _steps(
