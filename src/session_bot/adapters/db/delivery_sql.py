@@ -130,10 +130,9 @@ class HotSql:
             f"UPDATE deliveries SET status = 'sending', sending_at = {p('now')}, "
             f"claimed_by = {p('w')}, next_attempt_at = NULL WHERE id IN "
         )
-        self.sent = (
-            f"UPDATE deliveries SET status = 'sent', sent_at = {p('at')}, last_code = {p('code')}, "
-            f"last_response = {p('response')}, attempts = attempts + 1, next_attempt_at = NULL "
-            f"WHERE id = {p('id')}"
+        self.sent_sqlite = (
+            "UPDATE deliveries SET status = 'sent', sent_at = ?, last_code = ?, "
+            "last_response = ?, attempts = attempts + 1, next_attempt_at = NULL WHERE id = ?"
         )
         # PostgreSQL: a batch's 250s in one statement (one fixed text, so psycopg prepares it)
         # instead of one UPDATE per row.
@@ -174,9 +173,11 @@ class HotSql:
         """As ``UTCDateTime`` stores it: naive UTC; SQLite in SQLAlchemy's fixed-width text."""
         if value.tzinfo is not dt.UTC:
             value = value.astimezone(dt.UTC)
-        naive = value.replace(tzinfo=None)
-        # isoformat, not strftime: the same text at half the cost, once per row and outcome.
-        return naive.isoformat(" ", "microseconds") if self.sqlite else naive
+        if self.sqlite:
+            # isoformat, not strftime: the same text at half the cost, once per row and outcome;
+            # cut before its "+00:00" rather than made naive first (one datetime fewer).
+            return value.isoformat(" ", "microseconds")[:26]
+        return value.replace(tzinfo=None)
 
 
 _HOT_SQL: dict[str, HotSql] = {}
@@ -210,18 +211,15 @@ def write_outcomes(c: Connection, outcomes: Sequence[DeliveryOutcome], bounce_li
     by_status: dict[str, list[dict[str, Any]]] = {}
     hot = hot_sql(c.dialect.name)
     if hot.sqlite:
+        # Positional: sqlite3 binds a tuple without a lookup per named parameter.
+        time = hot.time
         sent = [
-            {
-                "id": o.delivery_id,
-                "at": hot.time(o.at),
-                "code": o.code,
-                "response": o.response[:500],
-            }
+            (time(o.at), o.code, o.response[:500], o.delivery_id)
             for o in outcomes
             if o.status == "sent"
         ]
         if sent:
-            Database.cursor(c).executemany(hot.sent, sent)
+            Database.cursor(c).executemany(hot.sent_sqlite, sent)
     else:
         done = [o for o in outcomes if o.status == "sent"]
         if done:
@@ -263,16 +261,5 @@ def write_outcomes(c: Connection, outcomes: Sequence[DeliveryOutcome], bounce_li
 
 def delivery_row(r: Any, claimed_at: dt.datetime | None = None) -> DeliveryRow:
     # Positional: rows come from _CLAIM_COLUMNS / _HotSql.fresh, in the same column order.
-    return DeliveryRow(
-        id=r[0],
-        mailing_id=r[1],
-        subscriber_id=r[2],
-        email=r[3],
-        attempts=r[4],
-        status=r[5],
-        name=r[6],
-        language=r[7],
-        subscriber_status=r[8],
-        hard_bounces=r[9],
-        claimed_at=claimed_at,
-    )
+    # Positional (DeliveryRow's field order): one per row claimed, keywords cost a third more.
+    return DeliveryRow(r[0], r[1], r[2], r[3], r[6], r[7], r[8], r[4], r[5], claimed_at, r[9])
