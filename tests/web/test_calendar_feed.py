@@ -90,7 +90,7 @@ class World:
     def mailed(self) -> list[tuple[str, int, bytes]]:
         """(UID, SEQUENCE, .ics) of every mailed calendar file, in the order they were sent."""
         out = []
-        files = sorted((self.settings.resolved_outbox / "new").iterdir(), key=lambda p: p.name)
+        files = sorted((self.settings.resolved_outbox / "new").iterdir(), key=_sent_order)
         for path in files:
             msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
             for part in msg.walk():
@@ -100,6 +100,15 @@ class World:
                     event = Calendar.from_ical(data).walk("VEVENT")[0]
                     out.append((str(event["UID"]), int(event["SEQUENCE"]), data))
         return out
+
+
+def _sent_order(path: Path) -> tuple[int, int, int]:
+    """mailbox.Maildir's name, ``<seconds>.M<microseconds>P<pid>Q<count>.<host>``, as numbers:
+    as text, M999 sorts after M1000 (two mails in one second came out of order)."""
+    seconds, rest = path.name.split(".M", 1)
+    micros, rest = rest.split("P", 1)
+    count = rest.split("Q", 1)[1].split(".", 1)[0]
+    return int(seconds), int(micros), int(count)
 
 
 @pytest.fixture
