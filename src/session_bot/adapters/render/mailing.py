@@ -75,8 +75,11 @@ class RenderedMailing:
             signature = dkim_sign(message, dkim)
             parts.append(signature)
             message = signature + message
-        if self._fixed_dotted() or any(dotted(v) for v in parts):
+        if self._fixed_dotted():
             return message
+        for v in parts:
+            if v.startswith(b".") or b"\n." in v:  # ``dotted``, inline: ten values a message
+                return message
         return NoLeadingDots(message)
 
     def _fixed_dotted(self) -> bool:
@@ -107,18 +110,16 @@ class RenderedMailing:
         fixed = self._fixed
         if fixed is None:
             fixed = self._fixed = _anonymous_values(self._salutation)
-        values: dict[Slot, bytes] = {
-            Slot("headers", "personal"): self._headers(recipient, name, message_id, date)
-        }
+        values: dict[Slot, bytes] = {_HEADERS: self._headers(recipient, name, message_id, date)}
         sal = self._salutation
         for slot in self._slots:
             if slot.name == "salutation":
                 if not name:
                     values[slot] = fixed[slot.part]
                 elif slot.part == "text":
-                    values[slot] = qp_encode(sal.text_named.replace(token("name"), name))
+                    values[slot] = qp_encode(sal.text_named.replace(_NAME, name))
                 else:
-                    html = sal.html_named.replace(token("name"), str(escape(name)))
+                    html = sal.html_named.replace(_NAME, str(escape(name)))
                     values[slot] = qp_encode(html)
             elif slot.name == "unsubscribe_url":
                 values[slot] = qp_encode(
@@ -149,6 +150,8 @@ class RenderedMailing:
         return head.encode("utf-8")
 
 
+_HEADERS = Slot("headers", "personal")
+_NAME = token("name")
 _ONE_CLICK = "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
 
 

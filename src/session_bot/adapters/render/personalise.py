@@ -34,7 +34,7 @@ def clean_line(value: str) -> str:
 
 def safe_header_value(value: str, what: str) -> str:
     """A value (URL, Message-ID) that must go into a header verbatim; refuses anything odd."""
-    if not value or not value.isprintable() or any(c in value for c in " <>"):
+    if not value or not value.isprintable() or " " in value or "<" in value or ">" in value:
         raise ValueError(f"{what} {value!r} is not usable in a mail header")
     return value
 
