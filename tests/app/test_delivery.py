@@ -241,14 +241,17 @@ def test_connection_dropped_after_data_is_retried(store: Store, pipelining: bool
     assert statuses(store, mailing) == {"sent": 30}
 
 
-def test_unreachable_server_raises_and_loses_nothing(store: Store) -> None:
+@pytest.mark.parametrize("batch", [3, 10], ids=["claims-used-up", "claims-left-over"])
+def test_unreachable_server_raises_and_loses_nothing(store: Store, batch: int) -> None:
     add_subscribers(store, 20)
     mailing = frozen_mailing(store)
     nobody = SmtpTransport("127.0.0.1", free_port(), tls="none", timeout=2)
+    # With 10 a claim takes all 20 rows, more than the connections' 6 tries use up: the rest
+    # must be released when the last connection gives up.
     with pytest.raises(MailError, match=r"SESSION_BOT_SMTP_HOST.*20 left pending"):
         deliver_mailing(
             store, nobody, mailing, personalise, sender=SENDER, clock=utc_now, connections=2,
-            policy=fast_policy(),
+            policy=fast_policy(batch=batch),
         )  # fmt: skip
     log = rows(store, mailing)
     assert {r["status"] for r in log.values()} == {"pending"}

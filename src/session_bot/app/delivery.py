@@ -128,6 +128,7 @@ class _Delivery:
         # not yet answered (``held``), and the outcomes the next claim records.
         self.queue: deque[DeliveryRow] = deque()
         self.held = 0
+        self.active = 0  # connections still working: the last one out releases the queue
         self.outcomes: list[DeliveryOutcome] = []
         self.errors: list[BaseException] = []
         self.gave_up: list[MailError] = []  # one per connection that could not be used
@@ -139,6 +140,7 @@ class _Delivery:
         p = self.policy
         failures = 0
         sweep = True  # look from the first row: due retries and released rows lie behind the cursor
+        self.active += 1
         try:
             while True:
                 stopping = self.stop.is_set()
@@ -198,9 +200,10 @@ class _Delivery:
             # thread; the rows it held are released below, never left claimed.
             self._fail(exc)
         finally:
+            self.active -= 1
             try:
-                if self.stop.is_set():
-                    self._release_queue()
+                if self.stop.is_set() or self.active == 0:
+                    self._release_queue()  # the last connection (or stop): nobody takes them
                 self._record()
             except BaseException as exc:
                 self._fail(exc)
