@@ -104,3 +104,22 @@ def test_sleeps_end_in_order_of_their_length() -> None:
 
     drive([nap("long", 0.3), nap("short", 0.05), nap("none", 0.0)], threading.Event())
     assert order == ["none", "short", "long"]
+
+
+def test_a_zero_sleep_lets_the_waiting_connections_read_their_answers(
+    pairs: list[tuple[socket.socket, socket.socket]],
+) -> None:
+    log: list[str] = []
+    (a, a_server), _, _ = pairs
+    a_server.sendall(b"ok")
+    stop = threading.Event()
+
+    def yielder() -> Work:
+        # Gives way until the other connection has read its answer; gives up after 2 s.
+        deadline = time.monotonic() + 2.0
+        while not log and time.monotonic() < deadline:
+            yield Sleep(0)
+        log.append("yielder:done")
+
+    drive([reader("a", a, log), yielder()], stop)
+    assert log == ["a:ok", "yielder:done"]

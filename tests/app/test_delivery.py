@@ -104,6 +104,17 @@ def test_one_claim_feeds_every_connection_and_never_more_than_the_bound_is_sendi
     assert len(ledger.claims) < 200 / 5 / 2
 
 
+def test_a_batch_of_one_over_four_connections_sends_everyone_once(store: Store) -> None:
+    # Four connections can hold more rows (one sending, one next) than a claim of 4 allows:
+    # the claimer waits for their answers instead of claiming nothing over and over.
+    add_subscribers(store, 30)
+    mailing = frozen_mailing(store)
+    with SmtpServer() as srv:
+        report = deliver(store, srv, mailing, connections=4, batch=1)
+        copies = srv.handler.copies()
+    assert report.sent == 30 and copies == {address(i): 1 for i in range(30)}
+
+
 def test_messages_are_sent_from_a_low_priority_thread_and_the_caller_keeps_its_own(
     store: Store,
 ) -> None:

@@ -15,6 +15,7 @@ A connection's generator yields:
   stopped answering ends as the transport's error, as before; the other connections wait that
   long too).
 - ``Sleep(seconds)``: a pause (a reconnect delay, a rate-limit wait); cut short by ``stop``.
+  ``Sleep(0)`` gives way: the answers already in are read before it goes on.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def drive(works: Iterable[Work], stop: threading.Event) -> None:
                 del sleeping[w]
             ready.extend(wake)
             if ready:
+                if waiting:  # a zero sleep yields to the others: read what has come in
+                    ready.extend(waiting.answered(0.0))
                 continue
             nap = min(until - now for until in sleeping.values())
         else:

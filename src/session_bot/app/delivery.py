@@ -162,6 +162,10 @@ class _Delivery:
                     sweep = True
                     continue
                 after = 0 if sweep else self.cursor
+                room = p.batch * self.connections - self.held
+                if room <= 0 and not stopping:
+                    yield Sleep(0)  # the others hold the whole bound: let them answer first
+                    continue
                 if stopping:
                     self._release_queue()
                 # The claim for every connection of the process: the rows they hold count, so
@@ -170,7 +174,7 @@ class _Delivery:
                     self.mailing_id,
                     clock=self.clock,
                     worker=self.worker,
-                    limit=0 if stopping else max(p.batch * self.connections - self.held, 0),
+                    limit=0 if stopping else room,
                     after=after,
                     resume_before=self.started,
                     stale_after=p.stale_after,
@@ -336,18 +340,15 @@ class _Delivery:
             r.sent += 1
         elif what == "skipped":
             r.skipped += 1
-        elif what == "retry":
+        elif what in ("retry", "ambiguous"):
             r.retries += 1
-        elif what == "ambiguous":
-            r.retries += 1
-            r.ambiguous += 1
+            r.ambiguous += what == "ambiguous"
         else:
             r.permanent += 1
             r.bounced += int(hard_bounce)
             r.failures.append(failure)
-        done = r.sent + r.skipped + r.permanent
         if what in ("sent", "skipped", "failed"):
-            self.show.advance(done, self.report)
+            self.show.advance(r.sent + r.skipped + r.permanent, self.report)
 
     # --- the end ---------------------------------------------------------------------------
     def finish(self) -> DeliveryReport:
