@@ -39,8 +39,7 @@ from session_bot.core.clock import Clock
 from session_bot.core.errors import MailError
 from session_bot.core.records import DeliveryOutcome, DeliveryRow, OutcomeStatus
 
-log = logging.getLogger("session_bot.delivery")
-BACKGROUND = 10  # niceness of the thread that sends (see ``_drive_in_background``)  # the component name admins filter by
+log = logging.getLogger("session_bot.delivery")  # the component name admins filter by
 
 Personalise = Callable[[DeliveryRow], bytes]
 
