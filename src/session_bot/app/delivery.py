@@ -163,7 +163,9 @@ class _Delivery:
                 after = 0 if sweep else self.cursor
                 room = p.batch * self.connections - self.held
                 if room <= 0 and not stopping:
-                    yield Sleep(0)  # the others hold the whole bound: let them answer first
+                    # The others hold the whole bound: wait for their answers (a millisecond's
+                    # poll, not a spin: a distant server takes far longer to answer).
+                    yield Sleep(0.001)
                     continue
                 if stopping:
                     self._release_queue()
