@@ -99,6 +99,11 @@ class Jobs:
     def shutdown(self) -> None:
         """No job starts from now on; the one running goes on (``Runs.wait_idle``)."""
         if self.scheduler is not None and self.scheduler.running:
+            # Jobs out first, under the scheduler's lock: ``shutdown`` marks it stopped before
+            # taking that lock, and a one-off job its thread is just handing over then cannot
+            # be removed (APScheduler 3 looks among pending jobs only): JobLookupError ended
+            # that thread with a traceback in the log of a clean stop.
+            self.scheduler.remove_all_jobs()
             self.scheduler.shutdown(wait=False)
 
     def add(self, func: Callable[[], None], job_id: str) -> None:
