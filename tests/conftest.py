@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,18 @@ SEED_MEETING = {"id": 66547677759, "password": "717531", "dial_in": "+4969505009
 SEED_JOIN_HOST = "bertelsmann-stiftung-de.zoom.us"
 # The invitation moment of the seed session: 14 days before at 09:00 Berlin (08:00 UTC).
 SEED_INVITATION_AT = dt.datetime(2025, 2, 12, 8, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_before() -> Iterator[None]:
+    """The root logger as it was: ``logs.setup_logging`` (the CLI, a helper) points it at the
+    test's captured stderr, which pytest closes after the test; a server thread that outlived
+    the test then logged into a closed file ("--- Logging error ---" in CI's output)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
