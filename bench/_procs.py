@@ -36,6 +36,12 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / TICKS
 
 
+def busy_seconds() -> float:
+    """CPU time the whole machine spent busy since boot (all cores; not idle, not iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / TICKS
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -27,6 +27,9 @@ Peak RSS: a fresh process delivers a frozen mailing of 1,000 and of 100,000 reci
 through the same path (set-up happens in the parent); the figure is the largest peak of that
 process and its worker processes.
 
+Where the time goes: for each contender, the machine's CPU time a message less the sink's, and
+the sink's (from /proc; medians of the rounds). Run on an otherwise idle machine.
+
 The last line is one JSON object.
 """
 
@@ -51,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _procs import busy_seconds, cpu_seconds
 from sqlalchemy import insert
 
 from session_bot import wiring
@@ -465,22 +469,32 @@ def postgresql_url(folder: Path) -> tuple[str, Callable[[], None]]:
     return url, drop
 
 
-def rounds(
-    contenders: dict[str, Callable[[], float]], n: int, count: int
-) -> dict[str, list[float]]:
-    """``count`` rounds, the order rotated by one each round; messages per second."""
+@dataclass
+class Rounds:
+    rates: dict[str, list[float]]  # messages per second
+    # CPU a message (µs), of the machine less the sink, and of the sink: where the time goes.
+    cpu_us: dict[str, list[float]]
+    sink_us: dict[str, list[float]]
+
+
+def rounds(contenders: dict[str, Callable[[], float]], n: int, count: int, sink_pid: int) -> Rounds:
+    """``count`` rounds, the order rotated by one each round."""
     names = list(contenders)
-    rates: dict[str, list[float]] = {name: [] for name in names}
+    out = Rounds({k: [] for k in names}, {k: [] for k in names}, {k: [] for k in names})
     for r in range(count):
         order = names[r % len(names) :] + names[: r % len(names)]
         line = []
         for name in order:
             wait_for_spares()
+            busy, sink = busy_seconds(), cpu_seconds(sink_pid)
             rate = n / contenders[name]()
-            rates[name].append(rate)
+            sink = cpu_seconds(sink_pid) - sink
+            out.rates[name].append(rate)
+            out.cpu_us[name].append((busy_seconds() - busy - sink) / n * 1e6)
+            out.sink_us[name].append(sink / n * 1e6)
             line.append(f"{name} {rate:6.0f}/s")
         print(f"round {r + 1}: " + "   ".join(line), flush=True)
-    return rates
+    return out
 
 
 def main() -> None:
@@ -546,7 +560,8 @@ def main() -> None:
             # Warm-up: connections, caches, the sink's first sessions.
             run_pipelined(messages[:400], sink.port, envelope_from)
             run_smtplib(messages[:400], sink.port, envelope_from)
-            rates = rounds(contenders, n, args.rounds)
+            measured = rounds(contenders, n, args.rounds, sink.process.pid)
+            rates = measured.rates
             w.store.close()
         finally:
             if drop is not None:
@@ -565,8 +580,13 @@ def main() -> None:
             return None
         return round(statistics.median(a / b for a, b in zip(rates[of], rates[to], strict=True)), 3)
 
+    cpu = {name: round(statistics.median(v), 1) for name, v in measured.cpu_us.items()}
+    sink_cpu = {name: round(statistics.median(v), 1) for name, v in measured.sink_us.items()}
     for name in rates:
-        print(f"median {name}: {med[name]:.0f}/s")
+        print(
+            f"median {name}: {med[name]:.0f}/s; CPU a message: {cpu[name]:.0f} µs, "
+            f"the sink's {sink_cpu[name]:.0f} µs"
+        )
     for to in ("smtp-source", "pipelined", "smtplib"):
         if to in rates:
             print(f"session-bot / {to}: {ratio(to):.2f}")
@@ -594,6 +614,8 @@ def main() -> None:
         "rss_1k_mb": rss.get(1000),
         "rss_100k_mb": rss.get(100_000),
         "rss_ratio": round(rss[sizes[-1]] / rss[sizes[0]], 3) if len(sizes) > 1 else None,
+        "cpu_us_per_message": cpu,
+        "sink_cpu_us_per_message": sink_cpu,
     }
     print(json.dumps(result))
 
