@@ -160,13 +160,13 @@ class _Delivery:
                     yield Sleep(delay)
                     sweep = True
                     continue
-                after = 0 if sweep else self.cursor
                 room = p.batch * self.connections - self.held
                 if room <= 0 and not stopping:
                     # The others hold the whole bound: wait for their answers (a millisecond's
                     # poll, not a spin: a distant server takes far longer to answer).
                     yield Sleep(0.001)
                     continue
+                after = 0 if sweep else self.cursor
                 if stopping:
                     self._release_queue()
                 # The claim for every connection of the process: the rows they hold count, so
