@@ -12,8 +12,10 @@ over 4 connections to the same sink:
 - ``session-bot``: what a run does with an open mailing: ``Runner.deliver`` renders the mailing
   once per language, claims rows from the SQLite ledger (WAL), personalises each message, sends it
   over the SMTP transport and records every answer; for a large mailing that is several worker
-  processes (``SESSION_BOT_DELIVERY_WORKERS``, default the cores). ``session-bot-1p``: the same
-  in one process. The first session-bot round starts its helpers cold (≈ 0.5 s of imports);
+  processes (``SESSION_BOT_DELIVERY_WORKERS``; by default one per core, one fewer when the mail
+  server is on this host, as the sink is: ``worker_processes``). ``session-bot-1p``: the same in
+  one process, when the default is more; ``session-bot-all-cores``: one process per core, when
+  the default is fewer. The first session-bot round starts its helpers cold (≈ 0.5 s of imports);
   before each later round (and before every other contender) the bench waits until the spares
   the previous mailing started have their modules imported, as a daemon's next mailing finds
   them: else their imports would run in the next contender's timed window.
@@ -61,7 +63,9 @@ from session_bot import wiring
 from session_bot.adapters.clock import system_clock
 from session_bot.adapters.db.schema import subscribers
 from session_bot.adapters.db.store import Store
+from session_bot.adapters.mail.smtp_wire import is_local_host
 from session_bot.adapters.zoom import DialIn, Meeting
+from session_bot.app.delivery_policy import worker_processes
 from session_bot.core.plan import Occurrence, Plan, find_occurrence, load_plan
 from session_bot.core.records import MailingRow
 from session_bot.settings import Settings, load_settings
@@ -538,13 +542,14 @@ def main() -> None:
             # built is kept out of the collector's sight, for every contender alike.
             gc.collect()
             gc.freeze()
-            workers = getattr(w.settings, "delivery_workers", None)
-            if workers == 0:
-                workers = os.cpu_count() or 1
+            cores = os.cpu_count() or 1
+            workers = worker_processes(
+                w.settings.delivery_workers, cores, local_server=is_local_host("127.0.0.1")
+            )
             print(
                 f"{n} personalised invitations, mean {size / 1024:.1f} KiB, {CONNECTIONS} "
                 f"connections each, ledger on {args.database}, {os.cpu_count()} cores, "
-                f"session-bot workers: {workers or 'none (one process)'}"
+                f"session-bot processes by default: {workers} (the sink is on this host)"
             )
             contenders: dict[str, Callable[[], float]] = {}
             if postfix is not None and sink.name == "postfix smtp-sink":
@@ -555,8 +560,12 @@ def main() -> None:
             contenders["smtplib"] = lambda: run_smtplib(messages, sink.port, envelope_from)
             sequence = iter(range(1, 10**6))
             contenders["session-bot"] = lambda: run_session_bot(w, next(sequence), None, n)
-            if workers is not None and workers > 1:
+            if workers > 1:
                 contenders["session-bot-1p"] = lambda: run_session_bot(w, next(sequence), 1, n)
+            if workers < cores:
+                contenders["session-bot-all-cores"] = lambda: run_session_bot(
+                    w, next(sequence), cores, n
+                )
             # Warm-up: connections, caches, the sink's first sessions.
             run_pipelined(messages[:400], sink.port, envelope_from)
             run_smtplib(messages[:400], sink.port, envelope_from)
@@ -596,6 +605,9 @@ def main() -> None:
     result = {
         "rate_session_bot": round(med["session-bot"], 1),
         "rate_session_bot_1p": round(med["session-bot-1p"], 1) if "session-bot-1p" in med else None,
+        "rate_session_bot_all_cores": round(med["session-bot-all-cores"], 1)
+        if "session-bot-all-cores" in med
+        else None,
         "rate_smtp_source": round(med["smtp-source"], 1) if "smtp-source" in med else None,
         "rate_pipelined": round(med["pipelined"], 1),
         "rate_smtplib": round(med["smtplib"], 1),

@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     rate_per_minute: int | None = Field(None, ge=1)
     rate_per_hour: int | None = Field(None, ge=1)
     # A mailing owing at least this many messages is delivered by several processes (up to
-    # delivery_workers, 0: one per core; never more than smtp_connections, which they share).
+    # delivery_workers, 0: one per core, one fewer for a local mail server; never more than
+    # smtp_connections, which they share).
     delivery_workers: int = Field(0, ge=0, le=64)
     delivery_workers_threshold: int = Field(2000, ge=1)
     # How long a run waits for retries due soon (a server that said "try later") before it

@@ -19,13 +19,14 @@ from session_bot.adapters.db.advisory import AdvisoryLock, is_postgresql
 from session_bot.adapters.db.store import Store, StoreTokenCache
 from session_bot.adapters.lock import FileLock, RunLock
 from session_bot.adapters.mail import MaildirTransport, SmtpTransport, Transport
+from session_bot.adapters.mail.smtp_wire import is_local_host
 from session_bot.adapters.render.announcement import announcement_renderers
 from session_bot.adapters.render.invitations import DkimConfig, MailConfig, Renderer
 from session_bot.adapters.workers import HelperJob, ProcessHelpers
 from session_bot.adapters.zoom import ZoomClient
 from session_bot.app.alerts import Alerter
 from session_bot.app.console.accounts import Accounts
-from session_bot.app.delivery import DeliveryReport, RateLimits
+from session_bot.app.delivery_policy import DeliveryReport, RateLimits, worker_processes
 from session_bot.app.ports import store as ports
 from session_bot.app.runner import Runner
 from session_bot.core.clock import Clock
@@ -332,13 +333,14 @@ def build_runner(
 
 
 def delivery_helpers(settings: Settings, plan: Plan, clock: Clock) -> ProcessHelpers:
-    """Worker processes for a large mailing: one per core unless SESSION_BOT_DELIVERY_WORKERS
-    says fewer; each builds its parts from the same settings and plan, on the caller's clock."""
-    shift = (clock() - system_clock()).total_seconds()
+    """Helpers for a large mailing (``worker_processes``), built from settings and plan."""
+    local = is_local_host(settings.smtp_host or "")
     return ProcessHelpers(
         deliver_as_helper,
-        (settings, plan, shift),
-        processes=settings.delivery_workers or os.cpu_count() or 1,
+        (settings, plan, (clock() - system_clock()).total_seconds()),
+        processes=worker_processes(
+            settings.delivery_workers, os.cpu_count() or 1, local_server=local
+        ),
         threshold=settings.delivery_workers_threshold,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import smtplib
 import socket
 import ssl
@@ -48,6 +50,17 @@ def _line(conn: smtplib.SMTP, file: Any) -> bytes:
         conn.close()
         raise smtplib.SMTPResponseException(500, "Line too long.")
     return line
+
+
+def is_local_host(host: str) -> bool:
+    """Whether ``host`` names this machine (a loopback address, ``localhost``, this host's own
+    name): a mail server there shares our cores. Written addresses only, no DNS lookup."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(name).is_loopback
+    return bool(name) and name == socket.gethostname().lower()
 
 
 def kernel_timeouts(sock: socket.socket | None, seconds: float) -> None:
