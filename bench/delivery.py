@@ -63,9 +63,7 @@ from session_bot import wiring
 from session_bot.adapters.clock import system_clock
 from session_bot.adapters.db.schema import subscribers
 from session_bot.adapters.db.store import Store
-from session_bot.adapters.mail.smtp_wire import is_local_host
 from session_bot.adapters.zoom import DialIn, Meeting
-from session_bot.app.delivery_policy import worker_processes
 from session_bot.core.plan import Occurrence, Plan, find_occurrence, load_plan
 from session_bot.core.records import MailingRow
 from session_bot.settings import Settings, load_settings
@@ -543,9 +541,8 @@ def main() -> None:
             gc.collect()
             gc.freeze()
             cores = os.cpu_count() or 1
-            workers = worker_processes(
-                w.settings.delivery_workers, cores, local_server=is_local_host("127.0.0.1")
-            )
+            # The runner's own choice (``wiring.delivery_helpers``), not a copy of its rule.
+            workers = wiring.delivery_helpers(w.settings, w.plan, system_clock).processes
             print(
                 f"{n} personalised invitations, mean {size / 1024:.1f} KiB, {CONNECTIONS} "
                 f"connections each, ledger on {args.database}, {os.cpu_count()} cores, "
